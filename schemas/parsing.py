@@ -1,0 +1,193 @@
+"""Turn the raw bytes of a Kafka record into exactly one of three results, never an exception.
+
+- `ParsedClaim`: a valid claim.submitted v1 event.
+- `SchemaFailure`: an identifiable claim (a string `claim_id` and `schema_version` 1) that breaks the model;
+  it becomes a `fail` verdict with `schema` findings and goes to the billing work queue.
+- `DeadLetter`: input that cannot be read as a claim at all; it goes to operations with a coded reason.
+
+The common case (a valid claim) is parsed once, straight from bytes into the model. Only input that fails
+the model is decoded a second time, with the standard library, to tell a schema failure from a dead letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.claim import SCHEMA_VERSION, ClaimSubmitted
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
+class DeadLetterReason(StrEnum):
+    """Why a record went to the dead-letter topic (the `reason` header)."""
+
+    NOT_JSON = "not_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    MISSING_CLAIM_ID = "missing_claim_id"
+    TOO_LARGE = "too_large"
+    # Raised by the worker, not the parser: the rules failed unexpectedly on one claim.
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedClaim:
+    claim: ClaimSubmitted
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    """One validation error of an identifiable claim."""
+
+    field: str
+    line_number: int | None
+    error_type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaFailure:
+    claim_id: str
+    event_id: str
+    problems: tuple[SchemaProblem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    reason: DeadLetterReason
+    error: str
+
+
+ParseResult = ParsedClaim | SchemaFailure | DeadLetter
+
+# Model-level errors carry no location; their error type names the field they are about.
+_MODEL_ERROR_FIELDS = {"place_of_service_required": "place_of_service"}
+
+
+def parse_claim_event(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
+    """Classify one record value. Never raises; `max_bytes` is the size limit in bytes (default 1 MiB)."""
+    if len(raw) > max_bytes:
+        return DeadLetter(DeadLetterReason.TOO_LARGE, f"value is {len(raw)} bytes, over the limit of {max_bytes}")
+    try:
+        return ParsedClaim(ClaimSubmitted.model_validate_json(raw))
+    except ValidationError as error:
+        return _classify_invalid(raw, error)
+    except Exception as error:  # noqa: BLE001 - the contract is "never an exception escaping to the loop"
+        return DeadLetter(DeadLetterReason.INTERNAL_ERROR, f"parser failed: {type(error).__name__}")
+
+
+def source_event_id_of(document: dict[str, Any], raw: bytes) -> str:
+    """The input's event id, or a digest of its bytes when it has no usable one (still deterministic)."""
+    event_id = document.get("event_id")
+    if isinstance(event_id, str) and 1 <= len(event_id) <= 128:
+        return event_id
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class _HugeInteger:
+    """Stands for an integer literal too long for int(): valid JSON, but never a valid claim value."""
+
+
+_MAX_INT_DIGITS = 4000  # below CPython's default limit of 4300 digits for int(str)
+
+
+def _parse_int(literal: str) -> int | _HugeInteger:
+    return int(literal) if len(literal) <= _MAX_INT_DIGITS else _HugeInteger()
+
+
+def _classify_invalid(raw: bytes, error: ValidationError) -> SchemaFailure | DeadLetter:
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int)
+    except UnicodeDecodeError as decode_error:
+        return DeadLetter(DeadLetterReason.NOT_JSON, f"not UTF-8: invalid byte at position {decode_error.start}")
+    except RecursionError:
+        return DeadLetter(DeadLetterReason.NOT_JSON, "JSON nested too deeply")
+    except ValueError as json_error:
+        # json.JSONDecodeError, NaN and Infinity.
+        return DeadLetter(DeadLetterReason.NOT_JSON, _first_line(str(json_error)))
+    if not isinstance(document, dict):
+        return DeadLetter(DeadLetterReason.NOT_AN_OBJECT, f"JSON value is {_json_kind(document)}, not an object")
+    version = document.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
+        if "schema_version" not in document:
+            shown = "missing"
+        elif isinstance(version, int) and not isinstance(version, bool) and abs(version) < 10**6:
+            shown = str(version)
+        else:
+            shown = _json_kind(version)
+        return DeadLetter(DeadLetterReason.UNSUPPORTED_SCHEMA_VERSION, f"schema_version is {shown}; expected 1")
+    claim_id = document.get("claim_id")
+    if not isinstance(claim_id, str) or not claim_id:
+        return DeadLetter(DeadLetterReason.MISSING_CLAIM_ID, "claim_id is absent, empty or not a string")
+    return SchemaFailure(
+        claim_id=claim_id,
+        event_id=source_event_id_of(document, raw),
+        problems=tuple(_problems(error, document)),
+    )
+
+
+def _problems(error: ValidationError, document: dict[str, Any]) -> list[SchemaProblem]:
+    problems = []
+    # include_input=False: inputs may be patient data, and findings must not echo them.
+    for detail in error.errors(include_url=False, include_input=False, include_context=False):
+        loc = detail["loc"]
+        field = _path(loc) or _MODEL_ERROR_FIELDS.get(detail["type"], "")
+        problems.append(
+            SchemaProblem(
+                field=field,
+                line_number=_line_number_at(loc, document),
+                error_type=detail["type"],
+                message=detail["msg"],
+            )
+        )
+    return problems
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _line_number_at(loc: tuple[int | str, ...], document: dict[str, Any]) -> int | None:
+    if len(loc) < 2 or loc[0] != "lines" or not isinstance(loc[1], int):
+        return None
+    lines = document.get("lines")
+    if not isinstance(lines, list) or not 0 <= loc[1] < len(lines) or not isinstance(lines[loc[1]], dict):
+        return None
+    number = lines[loc[1]].get("line_number")
+    return number if isinstance(number, int) and not isinstance(number, bool) and number >= 1 else None
+
+
+def _json_kind(value: object) -> str:
+    kinds: list[tuple[type | tuple[type, ...], str]] = [
+        (bool, "a boolean"),
+        ((int, float), "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "an object"),
+    ]
+    if value is None:
+        return "null"
+    for kind, name in kinds:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0][:200] if text else "invalid JSON"
