@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -28,7 +28,7 @@ def json_schema_documents() -> dict[str, dict[str, Any]]:
     documents = {}
     for file_name, model in CONTRACTS.items():
         # Input events are validated as sent, output events as the worker serialises them.
-        mode = "validation" if model is ClaimSubmitted else "serialization"
+        mode: Literal["validation", "serialization"] = "validation" if model is ClaimSubmitted else "serialization"
         schema = model.model_json_schema(mode=mode)
         documents[file_name] = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",

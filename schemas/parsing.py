@@ -105,7 +105,13 @@ def _parse_int(literal: str) -> int | _HugeInteger:
     return int(literal) if len(literal) <= _MAX_INT_DIGITS else _HugeInteger()
 
 
-def _classify_invalid(raw: bytes, error: ValidationError) -> SchemaFailure | DeadLetter:
+def _encode_huge_integer(value: object) -> str:
+    if isinstance(value, _HugeInteger):
+        return "<integer too long>"
+    raise TypeError(type(value).__name__)
+
+
+def _classify_invalid(raw: bytes, error: ValidationError) -> ParseResult:
     try:
         document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int)
     except UnicodeDecodeError as decode_error:
@@ -129,6 +135,14 @@ def _classify_invalid(raw: bytes, error: ValidationError) -> SchemaFailure | Dea
     claim_id = document.get("claim_id")
     if not isinstance(claim_id, str) or not claim_id:
         return DeadLetter(DeadLetterReason.MISSING_CLAIM_ID, "claim_id is absent, empty or not a string")
+    if any(detail["type"] == "json_invalid" for detail in error.errors(include_url=False)):
+        # The model's JSON parser refused what the standard library read (e.g. a 10,000-digit number, even in
+        # an unknown field). Validate the re-encoded document so errors point at fields, or the claim passes.
+        try:
+            reencoded = json.dumps(document, default=_encode_huge_integer).encode()
+            return ParsedClaim(ClaimSubmitted.model_validate_json(reencoded))
+        except ValidationError as field_error:
+            error = field_error
     return SchemaFailure(
         claim_id=claim_id,
         event_id=source_event_id_of(document, raw),

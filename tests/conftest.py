@@ -1,0 +1,110 @@
+"""Shared fixtures: a real Kafka broker for the session and fresh topics for each test.
+
+The broker is the one named by CLAIMS_BOOTSTRAP_SERVERS (as `make test` sets it), or else a local broker that
+this session starts with `scripts/kafka-local` on a free port and stops at the end. When neither works, every
+test that needs Kafka fails with the reason: Kafka tests are never skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class LocalBroker:
+    """A broker this test session started itself (and must stop)."""
+
+    port: int
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_PYTHON": sys.executable}
+
+    def start(self) -> str:
+        result = subprocess.run(
+            [str(KAFKA_LOCAL), "start"], env=self._env(), capture_output=True, text=True, timeout=900, check=False
+        )
+        lines = result.stdout.strip().splitlines()
+        if result.returncode != 0 or not lines or not lines[-1].startswith("bootstrap="):
+            pytest.fail(
+                "Could not start the local Kafka broker for the tests "
+                f"(scripts/kafka-local start exited {result.returncode}).\n"
+                "Set CLAIMS_BOOTSTRAP_SERVERS to a running broker or fix the local one.\n"
+                f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}",
+                pytrace=False,
+            )
+        return lines[-1].removeprefix("bootstrap=")
+
+    def stop(self) -> None:
+        subprocess.run(
+            [str(KAFKA_LOCAL), "stop", "--wipe"], env=self._env(), capture_output=True, timeout=120, check=False
+        )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """`host:port` of a real Kafka broker for the whole session."""
+    configured = os.environ.get("CLAIMS_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    broker = LocalBroker(_free_port())
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_bootstrap: str) -> Iterator[KafkaAdminClient]:
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-admin", request_timeout_ms=30000)
+    except Exception as error:  # noqa: BLE001 - turn any connection failure into a clear test failure
+        pytest.fail(f"Kafka broker at {kafka_bootstrap} does not answer: {error!r}", pytrace=False)
+    yield admin
+    admin.close()
+
+
+TopicFactory = Callable[..., str]
+
+
+@pytest.fixture
+def new_topic(kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest) -> Iterator[TopicFactory]:
+    """Factory: `new_topic("input", partitions=3)` creates a uniquely named topic, deleted after the test."""
+    created: list[str] = []
+    test_name = request.node.name.split("[")[0][-40:]
+
+    def create(purpose: str = "topic", *, partitions: int = 1, config: dict[str, str] | None = None) -> str:
+        name = f"t.{test_name}.{purpose}.{uuid.uuid4().hex[:8]}"
+        kafka_admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})]
+        )
+        created.append(name)
+        return name
+
+    yield create
+    if created:
+        # Best effort: names are unique, so a topic left behind cannot disturb another test.
+        with contextlib.suppress(Exception):
+            kafka_admin.delete_topics(created)
