@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
@@ -98,7 +97,8 @@ def new_topic(kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest) -> 
     def create(purpose: str = "topic", *, partitions: int = 1, config: dict[str, str] | None = None) -> str:
         name = f"t.{test_name}.{purpose}.{uuid.uuid4().hex[:8]}"
         kafka_admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})]
+            {name: {"num_partitions": partitions, "replication_factor": 1, "configs": config or {}}},
+            wait_for_metadata=True,
         )
         created.append(name)
         return name
