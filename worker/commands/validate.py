@@ -1,18 +1,227 @@
-"""Placeholder for `claims-worker` subcommand module `validate`: implemented by its issue."""
+"""`claims-worker validate [FILE|-]`: validate claim events from a JSONL file offline (no Kafka).
+
+Input: one claim.submitted event per line (UTF-8 JSON). Output on stdout, one line per input line, in order:
+the claim.validated event, or for input that cannot be read as a claim
+`{"schema_version": 1, "dead_letter": true, "reason": ..., "error": ..., "input_line": n}`.
+Blank (whitespace-only) lines are skipped without output: they carry no record, and a JSONL file may end
+with one; every other line, however broken, gets exactly one output line.
+
+`--format table` prints a human summary instead. Exit status 0 when every line was processed (failing
+claims are results, not errors); 3 (CONFIG) for an invalid payer policy file; 2 (USAGE) for an unreadable
+input file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import gc
+import json
 import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO, TextIO
 
+from rules.engine import PolicyError, RuleEngine, load_engine
+from rules.pipeline import evaluate_record
+from schemas.parsing import DEFAULT_MAX_BYTES, DeadLetter
+from schemas.verdict import ClaimValidated, utc_now
 from worker.exit_codes import ExitCode
+
+PROGRESS_EVERY_LINES = 10_000
+_WRITE_BATCH_LINES = 256
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from None
+    if value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"timestamp needs a UTC offset (e.g. {text}Z or {text}+00:00)")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument(
+        "input",
+        nargs="?",
+        default="-",
+        help="JSONL file of claim.submitted events; - or nothing reads stdin; blank lines are skipped",
+    )
+    parser.add_argument(
+        "--format", choices=("jsonl", "table"), default="jsonl", help="output format (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--payer-policy-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML payer policies that override the shipped defaults (format of rules/policy/payers.yaml)",
+    )
+    parser.add_argument(
+        "--validated-at",
+        type=_timestamp,
+        default=None,
+        metavar="TIMESTAMP",
+        help=(
+            "validation timestamp written in every verdict, ISO 8601 with offset, for reproducible output; "
+            "also the filing date of claims without submitted_on (default: the time the run starts, UTC)"
+        ),
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help="a line longer than this is a too_large dead letter (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="report progress on stderr (default: only when stderr is a terminal)",
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=int,
+        default=PROGRESS_EVERY_LINES,
+        metavar="N",
+        help="input lines between two progress reports (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    del args
-    print("not implemented yet", file=sys.stderr)
-    return ExitCode.FAILURE
+    try:
+        engine = load_engine(args.payer_policy_file)
+    except PolicyError as error:
+        print(f"claims-worker validate: invalid policy: {error}", file=sys.stderr)
+        return ExitCode.CONFIG
+    # The engine's tables and the ICD-10-CM package's ~100k node objects live as long as the process: move them
+    # out of the cyclic garbage collector's generations so that its full collections stop rescanning them
+    # (measured: about 15% more claims per second).
+    gc.freeze()
+    validated_at: dt.datetime = args.validated_at or utc_now()
+    show_progress = sys.stderr.isatty() if args.progress is None else bool(args.progress)
+    try:
+        stream = sys.stdin.buffer if args.input == "-" else Path(args.input).open("rb")  # noqa: SIM115
+    except OSError as error:
+        print(f"claims-worker validate: cannot read {args.input}: {error.strerror or error}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        every = max(1, args.progress_every) if show_progress else 0
+        results = _results(stream, engine, validated_at, args.max_bytes, every)
+        if args.format == "table":
+            _write_table(results, sys.stdout)
+        else:
+            _write_jsonl(results, sys.stdout.buffer)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not every line was processed, but there is nobody to tell.
+        silence_stdout()
+        return ExitCode.FAILURE
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    return ExitCode.OK
+
+
+def _results(
+    stream: BinaryIO, engine: RuleEngine, validated_at: dt.datetime, max_bytes: int, progress_every: int
+) -> Iterator[tuple[int, ClaimValidated | DeadLetter]]:
+    """(input line number, result) per non-blank line; a progress line on stderr every `progress_every` lines."""
+    started = time.perf_counter()
+    number = 0
+    for number, raw_line in enumerate(stream, start=1):
+        raw = raw_line.rstrip(b"\r\n")
+        if not raw.strip():
+            continue
+        yield number, evaluate_record(raw, engine, validated_at=validated_at, max_bytes=max_bytes)
+        if progress_every and number % progress_every == 0:
+            _progress(number, started)
+    if progress_every and number % progress_every:
+        _progress(number, started)
+
+
+def _progress(lines: int, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    rate = lines / elapsed if elapsed > 0 else 0.0
+    print(f"validate: {lines:,} lines, {rate:,.0f} lines/s", file=sys.stderr, flush=True)
+
+
+def dead_letter_json(dead_letter: DeadLetter, input_line: int) -> bytes:
+    """The offline output line for input that cannot be read as a claim."""
+    document = {
+        "schema_version": 1,
+        "dead_letter": True,
+        "reason": dead_letter.reason.value,
+        "error": dead_letter.error,
+        "input_line": input_line,
+    }
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def _write_jsonl(results: Iterable[tuple[int, ClaimValidated | DeadLetter]], out: BinaryIO) -> None:
+    batch: list[bytes] = []
+    for number, result in results:
+        if isinstance(result, DeadLetter):
+            batch.append(dead_letter_json(result, number))
+        else:
+            batch.append(result.model_dump_json().encode("utf-8"))
+        if len(batch) >= _WRITE_BATCH_LINES:
+            batch.append(b"")
+            out.write(b"\n".join(batch))
+            batch.clear()
+    if batch:
+        batch.append(b"")
+        out.write(b"\n".join(batch))
+
+
+def _write_table(results: Iterable[tuple[int, ClaimValidated | DeadLetter]], out: TextIO) -> None:
+    counts: Counter[str] = Counter()
+    out.write(f"{'LINE':>6}  {'CLAIM':<24} OUTCOME\n")
+    for number, result in results:
+        if isinstance(result, DeadLetter):
+            counts["dead_letter"] += 1
+            out.write(f"{number:>6}  {'-':<24} dead letter: {result.reason.value}: {result.error}\n")
+            continue
+        counts[result.outcome.value] += 1
+        severities = Counter(finding.severity.value for finding in result.findings)
+        summary = ", ".join(
+            f"{count} {severity}{'' if count == 1 else 's'}" for severity, count in sorted(severities.items())
+        )
+        out.write(
+            f"{number:>6}  {result.claim_id:<24} {result.outcome.value}{'  (' + summary + ')' if summary else ''}\n"
+        )
+        for finding in result.findings:
+            where = f"line {finding.line_number}" if finding.line_number is not None else "claim"
+            codes = " ".join(
+                part
+                for part in (
+                    f"{finding.group_code.value}-{finding.carc}" if finding.group_code and finding.carc else "",
+                    f"CARC {finding.carc}" if finding.carc and not finding.group_code else "",
+                    " ".join(finding.rarc),
+                )
+                if part
+            )
+            suffix = f"  [{codes}]" if codes else ""
+            out.write(f"{'':8}{finding.severity.value:<8} {where:<8} {finding.rule_id}{suffix}\n")
+            out.write(f"{'':26}{finding.message}\n")
+        for skipped in result.not_evaluated:
+            out.write(f"{'':8}{'skipped':<8} {'':<8} {skipped.rule_id}: {skipped.reason}\n")
+    total = sum(counts.values())
+    parts = ", ".join(
+        f"{counts[key]} {key.replace('_', ' ')}" for key in ("pass", "fail", "not_applicable", "dead_letter")
+    )
+    out.write(f"\n{total} records: {parts}\n")
+
+
+def silence_stdout() -> None:
+    # Python flushes stdout again at exit; point it at /dev/null so that flush cannot raise a second time.
+    try:
+        devnull = Path("/dev/null").open("w")  # noqa: SIM115
+    except OSError:
+        return
+    sys.stdout = devnull

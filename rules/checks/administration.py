@@ -1,0 +1,89 @@
+"""`administration` rules (warnings): how the infusion of a drug line is billed (96413/96415/96417)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rules.context import ClaimContext, Hit, RuleResult, Skip
+
+RULES = (
+    "{code}.ADMINISTRATION.NO_CHEMO_ADMIN_CODE",
+    "{code}.ADMINISTRATION.LONG_INFUSION_WITHOUT_96415",
+    "{code}.ADMINISTRATION.NON_CHEMO_INFUSION_CODE",
+)
+
+
+def check(ctx: ClaimContext) -> Iterator[RuleResult]:
+    code_sets = ctx.policy.code_sets
+    codes_on = ctx.codes_on
+    place_of_service = ctx.claim.place_of_service
+    in_office = place_of_service is not None and place_of_service in code_sets.office_places_of_service
+    chemotherapy = code_sets.chemotherapy_infusion
+    additional_hour = code_sets.additional_hour_infusion
+    long_minutes = code_sets.long_infusion_minutes
+    for drug_line in ctx.doses:
+        code = drug_line.profile.code
+        line = drug_line.line
+        billed_that_day = codes_on[line.service_date]
+        if in_office and billed_that_day.isdisjoint(chemotherapy):
+            yield Hit(
+                f"{code}.ADMINISTRATION.NO_CHEMO_ADMIN_CODE",
+                line.line_number,
+                "lines",
+                {
+                    "code": code,
+                    "place_of_service": place_of_service,
+                    "chemo_codes": code_sets.chemotherapy_infusion_text,
+                    "service_date": line.service_date.isoformat(),
+                },
+            )
+        administration = line.administration
+        started = None if administration is None else administration.started_at
+        ended = None if administration is None else administration.ended_at
+        if started is None or ended is None or ended < started:
+            reason = (
+                "the infusion start or end time is missing"
+                if ended is None or started is None
+                else ("the infusion ends before it starts")
+            )
+            yield Skip(f"{code}.ADMINISTRATION.LONG_INFUSION_WITHOUT_96415", f"line {line.line_number}: {reason}")
+            continue
+        minutes = (ended - started).total_seconds() / 60
+        if minutes > long_minutes and additional_hour not in billed_that_day:
+            yield Hit(
+                f"{code}.ADMINISTRATION.LONG_INFUSION_WITHOUT_96415",
+                line.line_number,
+                f"{drug_line.path}.administration.ended_at",
+                {
+                    "code": code,
+                    "minutes": round(minutes),
+                    "limit_minutes": long_minutes,
+                    "additional_hour_code": additional_hour,
+                    "service_date": line.service_date.isoformat(),
+                },
+            )
+    non_chemotherapy = code_sets.non_chemotherapy_infusion
+    for codes in codes_on.values():
+        if not codes.isdisjoint(non_chemotherapy):
+            yield from _non_chemotherapy_lines(ctx)
+            return
+
+
+def _non_chemotherapy_lines(ctx: ClaimContext) -> Iterator[RuleResult]:
+    code_sets = ctx.policy.code_sets
+    non_chemotherapy = code_sets.non_chemotherapy_infusion
+    for index, line in enumerate(ctx.claim.lines):
+        if line.procedure_code not in non_chemotherapy:
+            continue
+        drugs = sorted({d.profile.code for d in ctx.doses if d.line.service_date == line.service_date})
+        for code in drugs:
+            yield Hit(
+                f"{code}.ADMINISTRATION.NON_CHEMO_INFUSION_CODE",
+                line.line_number,
+                f"lines[{index}].procedure_code",
+                {
+                    "code": code,
+                    "procedure_code": line.procedure_code,
+                    "chemo_codes": code_sets.chemotherapy_infusion_text,
+                },
+            )

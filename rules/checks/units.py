@@ -1,0 +1,151 @@
+"""`units` rules on drug lines (waste lines excluded): whole units, units = ceil(administered / unit size), dose.
+
+A dose needs `administration.administered_mg`; a weight-based dose also needs `patient.weight_kg`. Without them
+the rule reports itself as not evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rules.arithmetic import format_number, units_for
+from rules.context import ClaimContext, DrugLine, Hit, RuleResult, Skip
+from rules.policy_tables import Policy
+
+RULES = (
+    "{code}.UNITS.NOT_WHOLE",
+    "{code}.UNITS.ABOVE_ADMINISTERED",
+    "{code}.UNITS.BELOW_ADMINISTERED",
+    "{code}.UNITS.DOSE_ABOVE_LABEL",
+    "{code}.UNITS.DOSE_BELOW_LABEL",
+)
+
+# Dose comparisons are in mg; below this difference two doses are the same (float noise of mg/kg x kg).
+_MG_EPSILON = 1e-6
+
+
+def check(ctx: ClaimContext) -> Iterator[RuleResult]:
+    weight_kg = ctx.claim.patient.weight_kg
+    for drug_line in ctx.doses:
+        profile = drug_line.profile
+        code = profile.code
+        line = drug_line.line
+        units = line.units
+        whole = units.is_integer()
+        if not whole:
+            yield Hit(
+                f"{code}.UNITS.NOT_WHOLE",
+                line.line_number,
+                f"{drug_line.path}.units",
+                {"code": code, "units": format_number(units), "unit_mg": format_number(profile.unit_mg)},
+            )
+        administration = line.administration
+        administered = administration.administered_mg if administration is not None else None
+        if administered is None:
+            reason = f"line {line.line_number}: administration.administered_mg is missing"
+            yield Skip(f"{code}.UNITS.ABOVE_ADMINISTERED", reason)
+            yield Skip(f"{code}.UNITS.BELOW_ADMINISTERED", reason)
+            yield Skip(f"{code}.UNITS.DOSE_ABOVE_LABEL", reason)
+            if profile.below_factor is not None:
+                yield Skip(f"{code}.UNITS.DOSE_BELOW_LABEL", reason)
+            continue
+        # The sub-checks are entered only when something is off: this runs for every drug line of every claim.
+        if whole and units != units_for(administered, profile.unit_mg):
+            yield from _units_match(ctx.policy, drug_line, administered)
+        max_mg = profile.max_mg
+        if max_mg is None or administered > max_mg * profile.above_factor + _MG_EPSILON:
+            yield from _dose(drug_line, administered, weight_kg)
+
+
+def _units_match(policy: Policy, drug_line: DrugLine, administered: float) -> Iterator[RuleResult]:
+    profile = drug_line.profile
+    units = drug_line.line.units
+    expected = units_for(administered, profile.unit_mg)
+    if units == expected:
+        return
+    mixup_note = ""
+    for unit_mg, codes in policy.unit_sizes:
+        if unit_mg != profile.unit_mg and units == units_for(administered, unit_mg):
+            mixup_note = (
+                f" {format_number(units)} units is the count at {format_number(unit_mg)} mg per unit ({codes}): "
+                "a likely unit-size mix-up."
+            )
+            break
+    condition = "ABOVE_ADMINISTERED" if units > expected else "BELOW_ADMINISTERED"
+    yield Hit(
+        f"{profile.code}.UNITS.{condition}",
+        drug_line.line.line_number,
+        f"{drug_line.path}.units",
+        {
+            "code": profile.code,
+            "units": format_number(units),
+            "administered_mg": format_number(administered),
+            "unit_mg": format_number(profile.unit_mg),
+            "expected": expected,
+            "mixup_note": mixup_note,
+        },
+    )
+
+
+def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None) -> Iterator[RuleResult]:
+    profile = drug_line.profile
+    code = profile.code
+    line = drug_line.line
+    field = f"{drug_line.path}.administration.administered_mg"
+    if profile.max_mg is not None:
+        limit = profile.max_mg * profile.above_factor
+        if administered > limit + _MG_EPSILON:
+            yield Hit(
+                f"{code}.UNITS.DOSE_ABOVE_LABEL",
+                line.line_number,
+                field,
+                {
+                    "code": code,
+                    "administered_mg": format_number(administered),
+                    "limit": f"{profile.dose_limit_text} ({format_number(limit)} mg)",
+                },
+            )
+        return
+    mg_per_kg = profile.mg_per_kg
+    if mg_per_kg is None:
+        return
+    if weight_kg is None:
+        reason = (
+            f"line {line.line_number}: patient.weight_kg is missing, "
+            f"so the {format_number(mg_per_kg)} mg/kg dose is unknown"
+        )
+        yield Skip(f"{code}.UNITS.DOSE_ABOVE_LABEL", reason)
+        if profile.below_factor is not None:
+            yield Skip(f"{code}.UNITS.DOSE_BELOW_LABEL", reason)
+        return
+    label_mg = mg_per_kg * weight_kg
+    above = label_mg * profile.above_factor
+    if administered > above + _MG_EPSILON:
+        tolerance = format_number(round((profile.above_factor - 1) * 100, 6))
+        yield Hit(
+            f"{code}.UNITS.DOSE_ABOVE_LABEL",
+            line.line_number,
+            field,
+            {
+                "code": code,
+                "administered_mg": format_number(administered),
+                "limit": (
+                    f"{format_number(mg_per_kg)} mg/kg x {format_number(weight_kg)} kg = {format_number(label_mg)} mg,"
+                    f" at most {format_number(above)} mg with the {tolerance}% tolerance"
+                ),
+            },
+        )
+    elif profile.below_factor is not None and administered < label_mg * profile.below_factor - _MG_EPSILON:
+        yield Hit(
+            f"{code}.UNITS.DOSE_BELOW_LABEL",
+            line.line_number,
+            field,
+            {
+                "code": code,
+                "administered_mg": format_number(administered),
+                "below_pct": format_number(profile.below_tolerance_pct or 0),
+                "label_mg": format_number(label_mg),
+                "mg_per_kg": format_number(mg_per_kg),
+                "weight_kg": format_number(weight_kg),
+            },
+        )

@@ -1,0 +1,204 @@
+"""`waste` rules: JW (discarded amount, on its own line) and JZ (nothing discarded) per payer policy.
+
+Per code and service date: D = the drug lines' `discarded_mg` (summed), U = the unit size, k = floor(D / U).
+- Where the payer requires JW/JZ for the date: no line with both; k >= 1: a JW line with k units and no JZ on
+  the drug line; k = 0: JZ on the drug line and no JW line (the rounded-up units already cover the waste).
+- Elsewhere: a JW line for a payer that does not accept JW is an error; a JW line must bill k units; k >= 1
+  without a JW line is a warning (discarded drug not billed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from rules.arithmetic import format_number, whole_units_in
+from rules.context import ClaimContext, DrugLine, Hit, RuleResult, Skip
+from rules.policy_tables import Profile
+
+RULES = (
+    "{code}.WASTE.JW_AND_JZ_SAME_LINE",
+    "{code}.WASTE.JW_LINE_MISSING",
+    "{code}.WASTE.JZ_WITH_DISCARD",
+    "{code}.WASTE.JZ_MISSING",
+    "{code}.WASTE.JW_LINE_NOT_ALLOWED",
+    "{code}.WASTE.JW_NOT_ACCEPTED",
+    "{code}.WASTE.JW_UNITS_MISMATCH",
+    "{code}.WASTE.DISCARD_NOT_BILLED",
+)
+
+
+def check(ctx: ClaimContext) -> Iterator[RuleResult]:
+    groups: dict[tuple[str, dt.date], tuple[list[DrugLine], list[DrugLine]]] = {}
+    for drug_line in ctx.drug_lines:
+        key = (drug_line.profile.code, drug_line.line.service_date)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ([], [])
+        group[1 if drug_line.is_waste else 0].append(drug_line)
+    for (_, service_date), (doses, wastes) in groups.items():
+        yield from _group(ctx, service_date, doses, wastes)
+
+
+def _discarded_mg(doses: list[DrugLine], wastes: list[DrugLine]) -> float | None:
+    """D for the group: the drug lines' discarded_mg, or the JW lines' own record when there is no drug line."""
+    recorded = doses or wastes
+    total = 0.0
+    for drug_line in recorded:
+        administration = drug_line.line.administration
+        if administration is None or administration.discarded_mg is None:
+            return None
+        total += administration.discarded_mg
+    return total
+
+
+def _group(
+    ctx: ClaimContext, service_date: dt.date, doses: list[DrugLine], wastes: list[DrugLine]
+) -> Iterator[RuleResult]:
+    profile = (doses or wastes)[0].profile
+    code = profile.code
+    code_sets = ctx.policy.code_sets
+    jw, jz = code_sets.waste_modifier, code_sets.no_waste_modifier
+    payer = ctx.payer
+    required = payer.jw_jz_required_on(service_date)
+    if required:
+        for group in (doses, wastes):
+            for drug_line in group:
+                modifiers = drug_line.line.modifiers
+                if jz in modifiers and jw in modifiers:
+                    yield Hit(
+                        f"{code}.WASTE.JW_AND_JZ_SAME_LINE",
+                        drug_line.line.line_number,
+                        f"{drug_line.path}.modifiers",
+                        {"code": code},
+                    )
+    elif wastes and not payer.rules.accepts_jw:
+        yield from _not_accepted(ctx, code, wastes)
+        return
+
+    discarded = _discarded_mg(doses, wastes)
+    if discarded is None:
+        yield from _not_evaluated(ctx, code, required, doses or wastes)
+        return
+
+    k = whole_units_in(discarded, profile.unit_mg)
+    if required:
+        yield from _required(ctx, profile, service_date, discarded, k=k, doses=doses, wastes=wastes)
+    elif wastes:
+        if _units_of(wastes) != k:
+            yield _units_mismatch(ctx, profile, service_date, discarded, k=k, wastes=wastes)
+    elif k >= 1 and doses and payer.rules.accepts_jw:
+        first = doses[0]
+        yield Hit(
+            f"{code}.WASTE.DISCARD_NOT_BILLED",
+            first.line.line_number,
+            f"{first.path}.administration.discarded_mg",
+            _params(ctx, profile, service_date, discarded, k),
+        )
+
+
+def _not_accepted(ctx: ClaimContext, code: str, wastes: list[DrugLine]) -> Iterator[RuleResult]:
+    for drug_line in wastes:
+        yield Hit(
+            f"{code}.WASTE.JW_NOT_ACCEPTED",
+            drug_line.line.line_number,
+            f"{drug_line.path}.modifiers",
+            {"code": code, "payer": ctx.payer_label},
+        )
+
+
+def _not_evaluated(ctx: ClaimContext, code: str, required: bool, recorded: list[DrugLine]) -> Iterator[RuleResult]:
+    missing_on = ", ".join(
+        str(drug_line.line.line_number)
+        for drug_line in recorded
+        if drug_line.line.administration is None or drug_line.line.administration.discarded_mg is None
+    )
+    reason = f"administration.discarded_mg is missing (line {missing_on}), so the waste in units is unknown"
+    conditions: tuple[str, ...] = (
+        "JW_LINE_MISSING", "JZ_WITH_DISCARD", "JZ_MISSING", "JW_LINE_NOT_ALLOWED", "JW_UNITS_MISMATCH",
+    )  # fmt: skip
+    if not required:
+        conditions = ("JW_UNITS_MISMATCH", "DISCARD_NOT_BILLED") if ctx.payer.rules.accepts_jw else ()
+    for condition in conditions:
+        yield Skip(f"{code}.WASTE.{condition}", reason)
+
+
+def _params(ctx: ClaimContext, profile: Profile, service_date: dt.date, discarded: float, k: int) -> dict[str, object]:
+    return {
+        "code": profile.code,
+        "discarded_mg": format_number(discarded),
+        "k": k,
+        "unit_mg": format_number(profile.unit_mg),
+        "service_date": service_date.isoformat(),
+        "payer": ctx.payer_label,
+    }
+
+
+def _required(
+    ctx: ClaimContext,
+    profile: Profile,
+    service_date: dt.date,
+    discarded: float,
+    *,
+    k: int,
+    doses: list[DrugLine],
+    wastes: list[DrugLine],
+) -> Iterator[RuleResult]:
+    code = profile.code
+    jz = ctx.policy.code_sets.no_waste_modifier
+    if k >= 1:
+        if wastes:
+            if _units_of(wastes) != k:
+                yield _units_mismatch(ctx, profile, service_date, discarded, k=k, wastes=wastes)
+        elif doses:
+            first = doses[0]
+            yield Hit(
+                f"{code}.WASTE.JW_LINE_MISSING",
+                first.line.line_number,
+                f"{first.path}.modifiers",
+                _params(ctx, profile, service_date, discarded, k),
+            )
+        for drug_line in doses:
+            if jz in drug_line.line.modifiers:
+                yield Hit(
+                    f"{code}.WASTE.JZ_WITH_DISCARD",
+                    drug_line.line.line_number,
+                    f"{drug_line.path}.modifiers",
+                    _params(ctx, profile, service_date, discarded, k),
+                )
+        return
+    required_from = ctx.payer.rules.jw_jz_required_from
+    for drug_line in doses:
+        if jz not in drug_line.line.modifiers:
+            yield Hit(
+                f"{code}.WASTE.JZ_MISSING",
+                drug_line.line.line_number,
+                f"{drug_line.path}.modifiers",
+                {
+                    **_params(ctx, profile, service_date, discarded, k),
+                    "required_from": required_from.isoformat() if required_from else "",
+                },
+            )
+    for drug_line in wastes:
+        yield Hit(
+            f"{code}.WASTE.JW_LINE_NOT_ALLOWED",
+            drug_line.line.line_number,
+            f"{drug_line.path}.modifiers",
+            _params(ctx, profile, service_date, discarded, k),
+        )
+
+
+def _units_of(wastes: list[DrugLine]) -> float:
+    return sum(drug_line.line.units for drug_line in wastes)
+
+
+def _units_mismatch(
+    ctx: ClaimContext, profile: Profile, service_date: dt.date, discarded: float, *, k: int, wastes: list[DrugLine]
+) -> Hit:
+    first = wastes[0]
+    return Hit(
+        f"{profile.code}.WASTE.JW_UNITS_MISMATCH",
+        first.line.line_number,
+        f"{first.path}.units",
+        {**_params(ctx, profile, service_date, discarded, k), "units": format_number(_units_of(wastes))},
+    )

@@ -1,0 +1,118 @@
+"""What every rule receives: the claim plus what is computed once per claim (payer policy, drug lines).
+
+Rules yield `Hit` (a finding, by rule id, with the values its message template needs) or `Skip` (the rule
+could not run for lack of data: it becomes a `not_evaluated` entry, never a silent pass).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from types import MappingProxyType
+from typing import NamedTuple
+
+from rules.policy_tables import PayerPolicy, Policy, Profile
+from schemas.claim import ClaimLine, ClaimSubmitted
+
+
+class Hit(NamedTuple):
+    """A finding of rule `rule_id`; `params` fill the rule's message and provider_action templates."""
+
+    rule_id: str
+    line_number: int | None
+    field: str
+    params: Mapping[str, object]
+
+
+class Skip(NamedTuple):
+    """Rule `rule_id` could not run on this claim (or line) for the `reason` given."""
+
+    rule_id: str
+    reason: str
+
+
+RuleResult = Hit | Skip
+CheckFunction = Callable[["ClaimContext"], Iterable[RuleResult]]
+
+
+class DrugLine(NamedTuple):
+    """A line billed with a profile's code; a waste line when it carries the JW modifier."""
+
+    # Position of the line in claim.lines (field paths count from 0); `index` would shadow tuple.index.
+    position: int
+    line: ClaimLine
+    profile: Profile
+    is_waste: bool
+
+    @property
+    def path(self) -> str:
+        return f"lines[{self.position}]"
+
+
+class ClaimContext(NamedTuple):
+    """One claim and what is computed once for it. NamedTuple: immutable and cheap to build per claim."""
+
+    claim: ClaimSubmitted
+    policy: Policy
+    payer: PayerPolicy
+    # How messages name the payer: the named payer's or the claim's payer name, else Medicare/Medicaid/the id.
+    payer_label: str
+    submitted_on: dt.date
+    drug_lines: tuple[DrugLine, ...]
+    doses: tuple[DrugLine, ...]
+    waste_lines: tuple[DrugLine, ...]
+    # Computed only for claims with drug lines (the claim-level checks run on no other claims): the procedure
+    # codes billed on each service date, and the first and last service dates.
+    codes_on: Mapping[dt.date, AbstractSet[str]]
+    earliest_service_date: dt.date
+    latest_service_date: dt.date
+
+
+_NO_CODES: Mapping[dt.date, AbstractSet[str]] = MappingProxyType({})
+
+
+def build_context(claim: ClaimSubmitted, policy: Policy, validated_at: dt.datetime) -> ClaimContext:
+    """The context of one claim; `submitted_on` defaults to the UTC date of `validated_at` (the contract)."""
+    profiles = policy.profiles
+    waste_modifier = policy.code_sets.waste_modifier
+    lines = claim.lines
+    drug_lines: list[DrugLine] = []
+    doses: list[DrugLine] = []
+    waste_lines: list[DrugLine] = []
+    for index, line in enumerate(lines):
+        profile = profiles.get(line.procedure_code)
+        if profile is not None:
+            is_waste = waste_modifier in line.modifiers
+            drug_line = DrugLine(index, line, profile, is_waste)
+            drug_lines.append(drug_line)
+            (waste_lines if is_waste else doses).append(drug_line)
+    named = policy.named_payers.get(claim.payer.id)
+    payer = named if named is not None else policy.payer_defaults[claim.payer.type.value]
+    label = (named.label if named is not None else None) or claim.payer.name or payer.label
+    submitted_on = claim.submitted_on
+    if submitted_on is None:
+        submitted_on = validated_at.astimezone(dt.UTC).date()
+    first_date = lines[0].service_date
+    if not drug_lines:
+        return ClaimContext(
+            claim, policy, payer, label or f"payer {claim.payer.id}", submitted_on, (), (), (), _NO_CODES,
+            first_date, first_date,
+        )  # fmt: skip
+    codes_on: dict[dt.date, set[str]] = {}
+    earliest = latest = first_date
+    for line in lines:
+        day = line.service_date
+        codes = codes_on.get(day)
+        if codes is None:
+            codes_on[day] = {line.procedure_code}
+            if day < earliest:
+                earliest = day
+            elif day > latest:
+                latest = day
+        else:
+            codes.add(line.procedure_code)
+    return ClaimContext(
+        claim, policy, payer, label or f"payer {claim.payer.id}", submitted_on, tuple(drug_lines), tuple(doses),
+        tuple(waste_lines), codes_on, earliest, latest,
+    )  # fmt: skip

@@ -1,0 +1,340 @@
+"""Typed, frozen models of the policy files under `rules/policy/` (and of a user payer policy file).
+
+These models only describe and validate the files; `rules.loading` turns them into the lookup tables the rules
+read (`rules.policy.Policy`). Validation is strict (the YAML is validated in pydantic's JSON mode, so dates and
+enum values are written as text): a value of the wrong type (an unquoted place of service, a number for a code)
+or an unknown key is an error, never silently coerced or ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from types import MappingProxyType
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from schemas.claim import PayerType
+from schemas.verdict import Category, GroupCode, Severity
+
+_CONFIG = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+HcpcsCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][0-9]{4}$")]
+NdcCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}-[0-9]{4}-[0-9]{2}$")]
+PlaceOfService = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")]
+Modifier = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2}$")]
+IcdPrefix = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")]
+PositiveMg = Annotated[float, Field(gt=0)]
+Confidence = Literal["H", "M", "L"]
+CodeRange = tuple[Annotated[int, Field(ge=0, le=99999)], Annotated[int, Field(ge=0, le=99999)]]
+
+
+def _check_range(value: CodeRange) -> CodeRange:
+    if value[0] > value[1]:
+        raise ValueError(f"range {value[0]}-{value[1]} is empty")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ codes.yaml
+
+
+class CodeEntry(BaseModel):
+    """A specific HCPCS drug code of the similar-codes table."""
+
+    model_config = _CONFIG
+
+    code: HcpcsCode
+    descriptor: str
+    unit_mg: PositiveMg
+    effective_from: dt.date | None
+    drug_names: Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1)]
+    ndcs: list[NdcCode]
+    source: str
+
+
+class NocCode(BaseModel):
+    """A not-otherwise-classified code (billing it when a specific code exists draws CARC 189)."""
+
+    model_config = _CONFIG
+
+    code: HcpcsCode
+    descriptor: str
+    source: str
+
+
+class UnitSizeNeighbour(BaseModel):
+    """A code outside the crosswalk whose unit size explains a likely unit-size mix-up."""
+
+    model_config = _CONFIG
+
+    code: HcpcsCode
+    drug: str
+    unit_mg: PositiveMg
+
+
+class CodesFile(BaseModel):
+    model_config = _CONFIG
+
+    codes: Annotated[list[CodeEntry], Field(min_length=1)]
+    noc_codes: list[NocCode]
+    unit_size_neighbours: list[UnitSizeNeighbour]
+
+    @model_validator(mode="after")
+    def _codes_unique(self) -> CodesFile:
+        all_codes = [c.code for c in self.codes] + [c.code for c in self.noc_codes]
+        all_codes += [c.code for c in self.unit_size_neighbours]
+        duplicates = sorted({code for code in all_codes if all_codes.count(code) > 1})
+        if duplicates:
+            raise ValueError(f"codes listed more than once: {', '.join(duplicates)}")
+        return self
+
+
+# --------------------------------------------------------------------------------------------- profiles.yaml
+
+
+class Indication(BaseModel):
+    model_config = _CONFIG
+
+    prefix: IcdPrefix
+    description: str
+
+
+class WithdrawnIndication(BaseModel):
+    model_config = _CONFIG
+
+    prefixes: Annotated[list[IcdPrefix], Field(min_length=1)]
+    description: str
+
+
+class DoseLimit(BaseModel):
+    """The label dose: weight-based (`mg_per_kg`) or a flat maximum (`max_mg`), exactly one of them."""
+
+    model_config = _CONFIG
+
+    mg_per_kg: PositiveMg | None
+    max_mg: PositiveMg | None
+    above_tolerance_pct: Annotated[float, Field(ge=0, le=100)]
+    below_tolerance_pct: Annotated[float, Field(ge=0, lt=100)] | None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DoseLimit:
+        if (self.mg_per_kg is None) == (self.max_mg is None):
+            raise ValueError("set exactly one of mg_per_kg and max_mg")
+        if self.below_tolerance_pct is not None and self.mg_per_kg is None:
+            raise ValueError("below_tolerance_pct needs a weight-based dose (mg_per_kg)")
+        return self
+
+
+class DrugProfile(BaseModel):
+    model_config = _CONFIG
+
+    code: HcpcsCode
+    drug: str
+    indications: Annotated[list[Indication], Field(min_length=1)]
+    withdrawn_indications: list[WithdrawnIndication]
+    dose: DoseLimit
+    min_days_between_doses: Annotated[int, Field(ge=1)]
+    single_dose_vials_mg: list[PositiveMg]
+    source: str
+
+
+class ProfilesFile(BaseModel):
+    model_config = _CONFIG
+
+    profiles: Annotated[list[DrugProfile], Field(min_length=1)]
+
+
+# ------------------------------------------------------------------------------------------- code_sets.yaml
+
+
+class CodeSetsFile(BaseModel):
+    model_config = _CONFIG
+
+    evaluation_and_management_codes: Annotated[list[CodeRange], Field(min_length=1)]
+    drug_administration_codes: Annotated[list[CodeRange], Field(min_length=1)]
+    chemotherapy_infusion_codes: Annotated[list[HcpcsCode], Field(min_length=1)]
+    additional_hour_infusion_code: HcpcsCode
+    long_infusion_minutes: Annotated[int, Field(gt=0)]
+    non_chemotherapy_infusion_codes: Annotated[list[CodeRange], Field(min_length=1)]
+    office_places_of_service: list[PlaceOfService]
+    expected_places_of_service: Annotated[list[PlaceOfService], Field(min_length=1)]
+    waste_modifier: Modifier
+    no_waste_modifier: Modifier
+    separate_visit_modifier: Modifier
+
+    @field_validator("evaluation_and_management_codes", "drug_administration_codes", "non_chemotherapy_infusion_codes")
+    @classmethod
+    def _ranges_not_empty(cls, value: list[CodeRange]) -> list[CodeRange]:
+        for code_range in value:
+            _check_range(code_range)
+        return value
+
+
+# ---------------------------------------------------------------------------------------------- payers.yaml
+
+
+class TimelyFiling(BaseModel):
+    """The filing limit, counted from the earliest line's service date: calendar years or days, not both."""
+
+    model_config = _CONFIG
+
+    calendar_years: Annotated[int, Field(ge=1, le=10)] | None = None
+    days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TimelyFiling:
+        if (self.calendar_years is None) == (self.days is None):
+            raise ValueError("set exactly one of calendar_years and days")
+        return self
+
+
+_PAYER_FIELDS = (
+    "timely_filing",
+    "timely_filing_warning_days",
+    "jw_jz_required_from",
+    "accepts_jw",
+    "prior_authorization_required",
+    "ndc_required",
+    "min_days_between_doses",
+)
+
+
+class PayerRules(BaseModel):
+    """A payer's complete policy, after defaults and overrides are merged."""
+
+    model_config = _CONFIG
+
+    timely_filing: TimelyFiling
+    timely_filing_warning_days: Annotated[int, Field(ge=0, le=365)]
+    jw_jz_required_from: dt.date | None
+    accepts_jw: bool
+    prior_authorization_required: bool
+    ndc_required: bool
+    min_days_between_doses: dict[HcpcsCode, Annotated[int, Field(ge=1)]]
+
+    @model_validator(mode="after")
+    def _jw_consistent(self) -> PayerRules:
+        if not self.accepts_jw and self.jw_jz_required_from is not None:
+            raise ValueError("a payer that does not accept JW cannot require JW/JZ (jw_jz_required_from)")
+        return self
+
+
+class PayerOverride(BaseModel):
+    """Some fields of a payer policy; the others are inherited (only the fields written in the file count)."""
+
+    model_config = _CONFIG
+
+    timely_filing: TimelyFiling | None = None
+    timely_filing_warning_days: Annotated[int, Field(ge=0, le=365)] | None = None
+    jw_jz_required_from: dt.date | None = None
+    accepts_jw: bool | None = None
+    prior_authorization_required: bool | None = None
+    ndc_required: bool | None = None
+    min_days_between_doses: dict[HcpcsCode, Annotated[int, Field(ge=1)]] | None = None
+
+    @model_validator(mode="after")
+    def _no_null_except_jw_date(self) -> PayerOverride:
+        for name in self.model_fields_set:
+            if name != "jw_jz_required_from" and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null (leave it out to inherit it)")
+        return self
+
+    def written_fields(self) -> dict[str, object]:
+        """The fields written in the file, by name (`jw_jz_required_from: null` counts: it means never)."""
+        return {name: getattr(self, name) for name in _PAYER_FIELDS if name in self.model_fields_set}
+
+
+class NamedPayer(PayerOverride):
+    """A payer matched by `payer.id`: the defaults of its `type`, overridden by its own fields."""
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    type: PayerType
+
+
+class PayersFile(BaseModel):
+    """The format of `rules/policy/payers.yaml` and of a user payer policy file (every section optional)."""
+
+    model_config = _CONFIG
+
+    defaults: dict[PayerType, PayerOverride] = {}
+    payers: list[NamedPayer] = []
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> PayersFile:
+        ids = [payer.id for payer in self.payers]
+        duplicates = sorted({payer_id for payer_id in ids if ids.count(payer_id) > 1})
+        if duplicates:
+            raise ValueError(f"payer ids listed more than once: {', '.join(duplicates)}")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------- rules.yaml
+
+RuleScope = Literal["profile", "claim", "crosswalk", "schema"]
+_RULE_ID = re.compile(r"^(\{code\}|CLAIM|CROSSWALK)\.[A-Z0-9_]+\.[A-Z0-9_]+$|^SCHEMA\.[A-Z0-9_]+$")
+_SCOPE_PREFIX = MappingProxyType({"profile": "{code}", "claim": "CLAIM", "crosswalk": "CROSSWALK", "schema": "SCHEMA"})
+
+
+class RuleEntry(BaseModel):
+    """One rule of the catalogue as written in rules.yaml (profile rules still hold the `{code}` placeholder)."""
+
+    model_config = _CONFIG
+
+    id: str
+    scope: RuleScope
+    requires: Literal["weight_based_dose"] | None = None
+    category: Category
+    severity: Severity
+    carc: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,4}$")] | None
+    rarc: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}[0-9]{1,4}$")]]
+    group_code: GroupCode | None
+    group_code_confidence: Confidence | None = None
+    description: str
+    message: str
+    provider_action: str
+    source: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleEntry:
+        if not _RULE_ID.match(self.id):
+            raise ValueError(f"rule id {self.id!r} does not follow <SCOPE>.<CATEGORY>.<CONDITION>")
+        parts = self.id.split(".")
+        if parts[0] != _SCOPE_PREFIX[self.scope]:
+            raise ValueError(
+                f"rule id {self.id!r} does not start with {_SCOPE_PREFIX[self.scope]!r} (scope {self.scope})"
+            )
+        if len(parts) == 3 and parts[1] != self.category.value.upper():
+            raise ValueError(f"rule id {self.id!r}: middle part must be the category {self.category.value.upper()}")
+        if self.scope == "schema" and self.category is not Category.SCHEMA:
+            raise ValueError(f"rule {self.id}: schema rules have category schema")
+        if (self.group_code is None) != (self.group_code_confidence is None):
+            raise ValueError(f"rule {self.id}: group_code and group_code_confidence go together")
+        if self.severity is not Severity.ERROR and self.carc is not None and self.group_code is not None:
+            raise ValueError(f"rule {self.id}: only errors predict a denial with a group code")
+        if self.requires is not None and self.scope != "profile":
+            raise ValueError(f"rule {self.id}: `requires` applies to profile rules only")
+        return self
+
+
+class RuleSetInfo(BaseModel):
+    model_config = _CONFIG
+
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+    version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+
+
+class RulesFile(BaseModel):
+    model_config = _CONFIG
+
+    ruleset: RuleSetInfo
+    rules: Annotated[list[RuleEntry], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> RulesFile:
+        ids = [rule.id for rule in self.rules]
+        duplicates = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
+        if duplicates:
+            raise ValueError(f"rule ids listed more than once: {', '.join(duplicates)}")
+        return self
