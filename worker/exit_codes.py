@@ -13,5 +13,6 @@ class ExitCode(IntEnum):
     CONFIG = 3
     # The broker stayed unreachable for longer than CLAIMS_MAX_OUTAGE_S.
     BROKER_OUTAGE = 4
-    # A second SIGTERM/SIGINT arrived during the graceful shutdown.
+    # A second SIGTERM/SIGINT arrived during the graceful shutdown, or the shutdown outran CLAIMS_SHUTDOWN_GRACE_S
+    # (what was not committed is processed again after the restart).
     FORCED_EXIT = 5

@@ -1,18 +1,64 @@
-"""Placeholder for `claims-worker` subcommand module `topics`: implemented by its issue."""
+"""`claims-worker topics create`: create the worker's four topics (input, pass, fail, dead letters).
+
+Topic names come from the `CLAIMS_*_TOPIC` settings. Topics that already exist are reported and left alone.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
 from worker.exit_codes import ExitCode
+from worker.kafka_io import KafkaConfigError, KafkaIOError, admin_client, classify
+from worker.settings import ConfigError, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create the input, pass, fail and dead-letter topics")
+    create.add_argument("--partitions", type=int, default=6, help="partitions per topic (default: %(default)s)")
+    create.add_argument(
+        "--replication-factor", type=int, default=1, help="replicas per partition (default: %(default)s)"
+    )
+    create.add_argument("--bootstrap-servers", help="overrides CLAIMS_BOOTSTRAP_SERVERS")
 
 
 def run(args: argparse.Namespace) -> int:
-    del args
-    print("not implemented yet", file=sys.stderr)
-    return ExitCode.FAILURE
+    if args.partitions < 1 or args.replication_factor < 1:
+        print("claims-worker topics: --partitions and --replication-factor must be at least 1", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        settings = load_settings(bootstrap_servers=args.bootstrap_servers)
+    except ConfigError as error:
+        print(f"claims-worker topics: {error}", file=sys.stderr)
+        return ExitCode.CONFIG
+    topics = list(dict.fromkeys((settings.input_topic, *settings.output_topics)))
+    try:
+        admin = admin_client(settings, client_id=f"claims-worker-topics.{settings.worker_id}")
+    except KafkaIOError as error:
+        print(f"claims-worker topics: cannot reach Kafka at {settings.bootstrap_servers}: {error}", file=sys.stderr)
+        return ExitCode.CONFIG if isinstance(error, KafkaConfigError) else ExitCode.BROKER_OUTAGE
+    try:
+        existing = set(admin.list_topics())
+        for topic in topics:
+            if topic in existing:
+                print(f"exists   {topic}")
+                continue
+            try:
+                admin.create_topics(
+                    [NewTopic(topic, num_partitions=args.partitions, replication_factor=args.replication_factor)]
+                )
+            except TopicAlreadyExistsError:
+                print(f"exists   {topic}")
+                continue
+            print(f"created  {topic} (partitions={args.partitions}, replication_factor={args.replication_factor})")
+    except Exception as error:  # noqa: BLE001 - report any broker refusal as one readable line
+        problem = classify(error)
+        print(f"claims-worker topics: {problem}", file=sys.stderr)
+        return ExitCode.CONFIG if isinstance(problem, KafkaConfigError) else ExitCode.FAILURE
+    finally:
+        admin.close()
+    return ExitCode.OK

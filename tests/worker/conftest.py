@@ -1,0 +1,367 @@
+"""Fixtures of the worker's tests: the loop on in-memory fakes, log capture, and a real worker process."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition as KafkaTopicPartition
+from prometheus_client import CollectorRegistry
+
+from tests.worker.engines import ScriptedEngine
+from tests.worker.fakes import FakeBroker, FakeConsumer, FakeProducer
+from worker.logs import configure_logging
+from worker.loop import LoopOptions, ValidationLoop
+from worker.metrics import WorkerMetrics
+from worker.probes import HealthState
+from worker.rebalance import PendingOffsets, RebalanceHandler
+from worker.retry import Backoff
+from worker.settings import LogFormat
+from worker.shutdown import ShutdownSignal
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INPUT, PASS, FAIL, DLQ = "in", "pass", "fail", "dlq"
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Harness:
+    """The loop wired to fakes; `drain()` runs it until the input is consumed."""
+
+    broker: FakeBroker
+    consumer: FakeConsumer
+    producer: FakeProducer
+    loop: ValidationLoop
+    shutdown: ShutdownSignal
+    metrics: WorkerMetrics
+    registry: CollectorRegistry
+    pending: PendingOffsets
+    health: HealthState
+    clock: FakeClock
+    producers: list[FakeProducer] = field(default_factory=list)
+
+    def publish(self, value: bytes | None, *, key: bytes | None = None, partition: int = 0) -> None:
+        self.broker.append(INPUT, key=key, value=value, partition=partition, headers=[("trace", b"abc")])
+
+    def drain(self, max_iterations: int = 50) -> None:
+        for _ in range(max_iterations):
+            if self.consumer.closed:
+                return
+            self.loop.run_once()
+            caught_up = all(
+                self.broker.committed.get(tp, 0) == len(self.broker.topics[tp.topic][tp.partition])
+                for tp in self.consumer.assigned
+            )
+            if caught_up:
+                return
+        raise AssertionError("the loop did not drain the input within the iteration bound")
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+@pytest.fixture
+def make_harness() -> Callable[..., Harness]:
+    def build(
+        *,
+        exactly_once: bool = False,
+        partitions: int = 2,
+        replaceable_producer: bool = True,
+        engine: Any = None,
+        observer: Any = None,
+        batch_max_records: int = 100,
+    ) -> Harness:
+        broker = FakeBroker()
+        for topic, count in ((INPUT, partitions), (PASS, 3), (FAIL, 3), (DLQ, 1)):
+            broker.create(topic, count)
+        registry = CollectorRegistry()
+        scripted = engine or ScriptedEngine()
+        metrics = WorkerMetrics(registry, version="test", ruleset=scripted.ruleset)
+        pending = PendingOffsets()
+        handler = RebalanceHandler(pending=pending, observer=metrics)
+        consumer = FakeConsumer(broker, INPUT, handler=handler)
+        producers = [FakeProducer(broker, transactional=exactly_once)]
+
+        def new_producer() -> FakeProducer:
+            producers.append(FakeProducer(broker, transactional=exactly_once))
+            return producers[-1]
+
+        clock = FakeClock()
+        shutdown = ShutdownSignal(grace_s=5.0)
+        health = HealthState()
+        options = LoopOptions(
+            input_topic=INPUT,
+            pass_topic=PASS,
+            fail_topic=FAIL,
+            dlq_topic=DLQ,
+            worker_id="worker-test-1",
+            exactly_once=exactly_once,
+            batch_max_records=batch_max_records,
+            max_outage_s=60.0,
+            probe_interval_s=0.0,
+        )
+        loop = ValidationLoop(
+            consumer=consumer,
+            producer=producers[0],
+            producer_factory=new_producer if replaceable_producer else None,
+            engine=scripted,
+            options=options,
+            shutdown=shutdown,
+            observer=observer or metrics,
+            health=health,
+            pending=pending,
+            clock=clock,
+            backoff=Backoff(initial_s=0.001, max_s=0.001),
+        )
+        return Harness(
+            broker, consumer, producers[0], loop, shutdown, metrics, registry, pending, health, clock, producers
+        )
+
+    return build
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Worker logs as JSON lines at debug level, in memory; logging is restored afterwards."""
+    stream = io.StringIO()
+    configure_logging(LogFormat.JSON, "debug", stream=stream)
+    yield stream
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_claims_worker", False):
+            root.removeHandler(handler)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+# --- real broker helpers ------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Topics:
+    input: str
+    passed: str
+    failed: str
+    dlq: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "CLAIMS_INPUT_TOPIC": self.input,
+            "CLAIMS_PASS_TOPIC": self.passed,
+            "CLAIMS_FAIL_TOPIC": self.failed,
+            "CLAIMS_DLQ_TOPIC": self.dlq,
+        }
+
+    @property
+    def outputs(self) -> tuple[str, str, str]:
+        return (self.passed, self.failed, self.dlq)
+
+
+@pytest.fixture
+def worker_topics(new_topic: Callable[..., str]) -> Callable[..., Topics]:
+    def create(partitions: int = 3) -> Topics:
+        return Topics(
+            input=new_topic("in", partitions=partitions),
+            passed=new_topic("pass", partitions=2),
+            failed=new_topic("fail", partitions=2),
+            dlq=new_topic("dlq", partitions=1),
+        )
+
+    return create
+
+
+class WorkerProcess:
+    """`claims-worker run` as a real subprocess, configured through the environment; logs go to a file."""
+
+    def __init__(self, bootstrap: str, topics: Topics, log_path: Path, **settings: str) -> None:
+        self.metrics_port = free_port()
+        self.log_path = log_path
+        env = {key: value for key, value in os.environ.items() if not key.startswith("CLAIMS_")}
+        env.update(topics.env())
+        env.update(
+            {
+                "CLAIMS_BOOTSTRAP_SERVERS": bootstrap,
+                "CLAIMS_METRICS_PORT": str(self.metrics_port),
+                "CLAIMS_METRICS_HOST": "127.0.0.1",
+                "CLAIMS_LOG_FORMAT": "json",
+                "CLAIMS_SHUTDOWN_GRACE_S": "20",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({f"CLAIMS_{key.upper()}": value for key, value in settings.items()})
+        self._log_file = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "run"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def logs(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def events(self) -> list[dict[str, Any]]:
+        return json_lines(self.logs())
+
+    def scrape(self, path: str = "/metrics") -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=5) as response:
+            body: bytes = response.read()
+            return body.decode()
+
+    def metric(self, name: str) -> float:
+        """Sum of the samples of `name` (a name, or a name with labels); NaN while the endpoint is not up."""
+        try:
+            text = self.scrape()
+        except OSError:
+            return float("nan")
+        total = 0.0
+        found = False
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+                found = True
+        return total if found else float("nan")
+
+    def wait_for_event(
+        self, event: str, timeout_s: float = 60.0, predicate: Callable[[dict[str, Any]], bool] | None = None
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.events():
+                if line.get("event") == event and (predicate is None or predicate(line)):
+                    return line
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"worker exited with {self.process.returncode} before {event}:\n{self.logs()[-3000:]}"
+                )
+            time.sleep(0.1)
+        raise AssertionError(f"no {event} within {timeout_s}s:\n{self.logs()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            self._log_file.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self._log_file.close()
+
+
+@pytest.fixture
+def start_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(topics: Topics, **settings: str) -> WorkerProcess:
+        worker = WorkerProcess(kafka_bootstrap, topics, tmp_path / f"worker-{len(started)}.log", **settings)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def publish(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
+    """Send `(key, value)` records; returns the `(partition, offset)` of each, in order."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in records]
+        producer.flush(timeout=60)
+        placed = [future.get(timeout=1) for future in futures]
+    finally:
+        producer.close(timeout=10)
+    return [(metadata.partition, metadata.offset) for metadata in placed]
+
+
+@dataclass
+class Output:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+    def json(self) -> Any:
+        return json.loads(self.value)
+
+
+def read_outputs(
+    bootstrap: str,
+    topics: tuple[str, ...],
+    *,
+    expected: int,
+    timeout_s: float = 90.0,
+    isolation: str = "read_committed",
+) -> list[Output]:
+    """Every record of `topics` (from the beginning), waiting until at least `expected` arrived or the timeout."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", isolation_level=isolation
+    )
+    try:
+        partitions = [
+            KafkaTopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        outputs: list[Output] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and len(outputs) < expected:
+            for records in consumer.poll(timeout_ms=200).values():
+                outputs.extend(
+                    Output(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers or [])) for r in records
+                )
+        # Anything beyond `expected` (a duplicate) should be visible too: one more short drain.
+        for records in consumer.poll(timeout_ms=500).values():
+            outputs.extend(
+                Output(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers or [])) for r in records
+            )
+        return outputs
+    finally:
+        consumer.close()

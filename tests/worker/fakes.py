@@ -1,0 +1,240 @@
+"""In-memory fakes of the loop's Kafka ports (real fakes: they keep state like a tiny broker, no mocks).
+
+`FakeBroker` holds partitioned topics, committed group offsets and an ordered event log ("acked", "commit",
+"txn_commit", ...) so tests can assert what happened in which order. Faults are injected by queueing
+exceptions on the consumer or producer (`fail_next`), the only place the tests "mock" anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from worker.kafka_io import Headers, TopicPartition
+from worker.rebalance import RebalanceHandler
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass
+class Event:
+    kind: str
+    detail: object = None
+
+
+@dataclass
+class FakeBroker:
+    """Topics as lists of partitions of records; committed offsets of the one group; an event log."""
+
+    topics: dict[str, list[list[FakeRecord]]] = field(default_factory=dict)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    now_ms: int = 1_700_000_000_000
+
+    def create(self, topic: str, partitions: int = 1) -> None:
+        self.topics[topic] = [[] for _ in range(partitions)]
+
+    def append(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> FakeRecord:
+        partitions = self.topics[topic]
+        if partition is None:
+            partition = (hash(key) % len(partitions)) if key is not None else 0
+        log = partitions[partition]
+        record = FakeRecord(topic, partition, len(log), self.now_ms, key, value, tuple(headers or ()))
+        log.append(record)
+        return record
+
+    def records(self, topic: str) -> list[FakeRecord]:
+        return [record for partition in self.topics[topic] for record in partition]
+
+    def kinds(self) -> list[str]:
+        return [event.kind for event in self.events]
+
+
+class FakeConsumer:
+    """A group member that owns every partition of its topic (until `revoke`)."""
+
+    def __init__(self, broker: FakeBroker, topic: str, *, handler: RebalanceHandler | None = None) -> None:
+        self.broker = broker
+        self.topic = topic
+        self.handler = handler
+        self.assigned = {TopicPartition(topic, p) for p in range(len(broker.topics[topic]))}
+        self.positions = {tp: broker.committed.get(tp, 0) for tp in self.assigned}
+        self.fail_next: dict[str, list[BaseException]] = defaultdict(list)
+        self.polls = 0
+        self.closed = False
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.on_poll: Callable[[FakeConsumer], None] | None = None
+        if handler is not None:
+            handler.on_assigned(self.assigned)
+
+    def _maybe_fail(self, operation: str) -> None:
+        if self.fail_next[operation]:
+            raise self.fail_next[operation].pop(0)
+
+    max_polls = 500  # a loop that never stops fails the test instead of hanging it
+
+    def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[FakeRecord]]:
+        del timeout_ms
+        self.polls += 1
+        if self.polls > self.max_polls:
+            raise AssertionError(f"the loop polled more than {self.max_polls} times")
+        if self.on_poll is not None:
+            self.on_poll(self)
+        self._maybe_fail("poll")
+        batch: dict[TopicPartition, list[FakeRecord]] = {}
+        budget = max_records
+        for tp in sorted(self.assigned):
+            log = self.broker.topics[tp.topic][tp.partition]
+            start = self.positions[tp]
+            taken = log[start : start + budget]
+            if taken:
+                batch[tp] = taken
+                self.positions[tp] = start + len(taken)
+                budget -= len(taken)
+            if budget == 0:
+                break
+        return batch
+
+    def commit(self, offsets: Mapping[TopicPartition, int], timeout_s: float) -> None:
+        del timeout_s
+        self._maybe_fail("commit")
+        self.broker.committed.update(offsets)
+        self.broker.events.append(Event("commit", dict(offsets)))
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        if partition in self.assigned:
+            self.positions[partition] = offset
+            self.seeks.append((partition, offset))
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def group_metadata(self) -> object:
+        return "fake-group-metadata"
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return len(self.broker.topics[partition.topic][partition.partition])
+
+    def position(self, partition: TopicPartition, timeout_s: float) -> int | None:
+        del timeout_s
+        return self.positions.get(partition)
+
+    def end_offsets(self, partitions: Sequence[TopicPartition], timeout_s: float) -> dict[TopicPartition, int]:
+        del timeout_s
+        self._maybe_fail("end_offsets")
+        return {tp: len(self.broker.topics[tp.topic][tp.partition]) for tp in partitions}
+
+    def close(self, timeout_s: float) -> None:
+        del timeout_s
+        if self.handler is not None and self.assigned:
+            self.revoke(set(self.assigned))
+        self.closed = True
+        self.broker.events.append(Event("consumer_closed"))
+
+    def revoke(self, partitions: set[TopicPartition], *, lost: bool = False) -> None:
+        """Simulate a rebalance taking `partitions` away (what kafka-python's listener would do)."""
+        assert self.handler is not None
+        if not lost:
+            pending = self.handler.offsets_to_commit_before_revoke(partitions)
+            if pending:
+                self.commit(pending, 1.0)
+        self.handler.on_revoked(partitions, lost=lost)
+        self.assigned -= partitions
+        for tp in partitions:
+            self.positions.pop(tp, None)
+
+
+class FakeProducer:
+    """Buffers sends; `flush` (or the transaction commit) makes them visible on the broker, like an ack."""
+
+    def __init__(self, broker: FakeBroker, *, transactional: bool = False) -> None:
+        self.broker = broker
+        self._transactional = transactional
+        self.buffer: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
+        self.fail_next: dict[str, list[BaseException]] = defaultdict(list)
+        self.in_transaction = False
+        self.sent = 0
+        self.closed = False
+        self.on_send: Callable[[FakeProducer], None] | None = None
+        self.fail_on_send: dict[int, BaseException] = {}  # 1-based number of the send that raises
+        self._attempts = 0
+
+    @property
+    def transactional(self) -> bool:
+        return self._transactional
+
+    def _maybe_fail(self, operation: str) -> None:
+        if self.fail_next[operation]:
+            raise self.fail_next[operation].pop(0)
+
+    def send(self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None) -> None:
+        if self._transactional and not self.in_transaction:
+            raise AssertionError("send outside a transaction")
+        self._attempts += 1
+        if self._attempts in self.fail_on_send:
+            raise self.fail_on_send.pop(self._attempts)
+        self.buffer.append((topic, key, value, headers))
+        self.sent += 1
+        if self.on_send is not None:
+            self.on_send(self)
+
+    def _deliver(self) -> int:
+        for topic, key, value, headers in self.buffer:
+            self.broker.append(topic, key=key, value=value, headers=headers)
+        delivered = len(self.buffer)
+        self.buffer = []
+        return delivered
+
+    def flush(self, timeout_s: float) -> None:
+        del timeout_s
+        if self.fail_next["flush"]:
+            self.buffer = []  # the worst case: nothing of the batch was delivered
+            raise self.fail_next["flush"].pop(0)
+        self.broker.events.append(Event("acked", self._deliver()))
+
+    def begin_transaction(self) -> None:
+        assert self._transactional
+        assert not self.in_transaction
+        self.in_transaction = True
+        self.broker.events.append(Event("txn_begin"))
+
+    def commit_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_metadata: object, timeout_s: float
+    ) -> None:
+        del timeout_s
+        assert self.in_transaction
+        assert group_metadata == "fake-group-metadata"
+        self._maybe_fail("commit_transaction")
+        delivered = self._deliver()
+        self.broker.committed.update(offsets)
+        self.in_transaction = False
+        self.broker.events.append(Event("txn_commit", (delivered, dict(offsets))))
+
+    def abort_transaction(self, timeout_s: float) -> None:
+        del timeout_s
+        self._maybe_fail("abort_transaction")
+        self.buffer = []
+        self.in_transaction = False
+        self.broker.events.append(Event("txn_abort"))
+
+    def close(self, timeout_s: float) -> None:
+        del timeout_s
+        self.closed = True

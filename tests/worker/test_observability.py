@@ -1,0 +1,278 @@
+"""Logs, metrics, probes, retry policy and the shutdown signal, each on its own."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from schemas.parsing import DeadLetterReason
+from schemas.verdict import Outcome, RuleSetRef
+from tests.worker.conftest import json_lines
+from worker.exit_codes import ExitCode
+from worker.kafka_io import TopicPartition
+from worker.logs import REDACTED, configure_logging, resolve_format
+from worker.metrics import MAX_RULE_LABELS, WorkerMetrics
+from worker.observer import BatchStats
+from worker.probes import HealthState, ProbeServer
+from worker.retry import Backoff, BrokerOutageError, OutageClock
+from worker.settings import LogFormat
+from worker.shutdown import ShutdownSignal, install_signal_handlers
+
+pytestmark = pytest.mark.timeout(30)
+
+
+# --- logs -----------------------------------------------------------------------------------------------------------
+
+
+def test_json_logs_have_dotted_events_levels_timestamps_and_static_context(captured_logs: io.StringIO) -> None:
+    configure_logging(LogFormat.JSON, "info", stream=captured_logs, static_context={"worker_id": "w-1"})
+
+    structlog.get_logger().info("batch.processed", records=3)
+    structlog.get_logger().debug("claim.failed", claim_id="C1")
+
+    [line] = json_lines(captured_logs.getvalue())
+    assert line["event"] == "batch.processed"
+    assert line["level"] == "info"
+    assert line["records"] == 3
+    assert line["worker_id"] == "w-1"
+    assert line["timestamp"].endswith("Z")
+
+
+def test_keys_that_could_hold_claim_content_are_redacted(captured_logs: io.StringIO) -> None:
+    structlog.get_logger().warning("oops", value=b'{"member_id": "M1"}', patient={"birth_date": "1950-01-01"})
+
+    [line] = json_lines(captured_logs.getvalue())
+    assert line["value"] == REDACTED
+    assert line["patient"] == REDACTED
+    assert "1950-01-01" not in captured_logs.getvalue()
+
+
+def test_kafka_python_is_never_logged_at_debug_because_it_prints_record_values(captured_logs: io.StringIO) -> None:
+    logging.getLogger("kafka.producer.kafka").debug("Sending (key=%r value=%r)", b"k", b"patient data")
+    logging.getLogger("kafka.conn").warning("connection to %s lost", "node-1")
+
+    text = captured_logs.getvalue()
+    assert "patient data" not in text
+    [line] = json_lines(text)
+    assert (line["event"], line["logger"], line["level"]) == ("connection to node-1 lost", "kafka.conn", "warning")
+
+
+def test_log_format_defaults_to_console_on_a_tty_and_json_otherwise() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert resolve_format(None, Tty()) is LogFormat.CONSOLE
+    assert resolve_format(None, io.StringIO()) is LogFormat.JSON
+    assert resolve_format(LogFormat.JSON, Tty()) is LogFormat.JSON
+
+
+# --- metrics --------------------------------------------------------------------------------------------------------
+
+
+def new_metrics() -> tuple[WorkerMetrics, CollectorRegistry]:
+    registry = CollectorRegistry()
+    return WorkerMetrics(registry, version="9.9", ruleset=RuleSetRef(id="r", version="1")), registry
+
+
+def test_closed_label_sets_exist_at_zero_from_start_up() -> None:
+    _, registry = new_metrics()
+
+    for outcome in Outcome:
+        assert registry.get_sample_value("claims_verdicts_total", {"outcome": outcome.value}) == 0
+    for reason in DeadLetterReason:
+        assert registry.get_sample_value("claims_dead_letters_total", {"reason": reason.value}) == 0
+    assert registry.get_sample_value("claims_transactions_total", {"outcome": "aborted"}) == 0
+
+
+def test_end_to_end_latency_is_commit_time_minus_record_timestamp() -> None:
+    metrics, registry = new_metrics()
+    stats = BatchStats(records=2, committed_at_s=1000.0, record_timestamps_ms=[999_950, 998_000])
+    stats.validation_durations_s.extend([0.0002, 0.0003])
+
+    metrics.batch_committed(stats)
+
+    assert registry.get_sample_value("claims_end_to_end_latency_seconds_sum") == pytest.approx(2.05)
+    assert registry.get_sample_value("claims_end_to_end_latency_seconds_bucket", {"le": "0.1"}) == 1
+    assert registry.get_sample_value("claims_validation_duration_seconds_count") == 2
+
+
+def test_rule_labels_are_capped_so_a_rule_set_bug_cannot_explode_cardinality() -> None:
+    metrics, registry = new_metrics()
+    stats = BatchStats()
+    for index in range(MAX_RULE_LABELS + 5):
+        stats.findings[(f"R{index}", "error")] += 1
+
+    metrics.batch_committed(stats)
+
+    assert registry.get_sample_value("claims_findings_total", {"rule_id": "other", "severity": "error"}) == 5
+
+
+def test_revoked_partitions_stop_reporting_lag() -> None:
+    metrics, registry = new_metrics()
+    partition = TopicPartition("claims.submitted", 3)
+    metrics.partitions_assigned([partition], 1)
+    metrics.lag(partition, 42)
+    labels = {"topic": "claims.submitted", "partition": "3"}
+    assert registry.get_sample_value("claims_consumer_lag_records", labels) == 42
+
+    metrics.partitions_revoked([partition], 0, lost=False)
+
+    assert registry.get_sample_value("claims_consumer_lag_records", labels) is None
+    assert registry.get_sample_value("claims_rebalances_total", {"event": "revoked"}) == 1
+    assert registry.get_sample_value("claims_assigned_partitions") == 0
+
+
+# --- probes ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def probe_server() -> Iterator[tuple[ProbeServer, HealthState, list[float]]]:
+    clock = [0.0]
+    health = HealthState(stall_after_s=10.0, clock=lambda: clock[0])
+    registry = CollectorRegistry()
+    WorkerMetrics(registry, version="1", ruleset=RuleSetRef(id="r", version="1"))
+    server = ProbeServer(host="127.0.0.1", port=0, registry=registry, health=health).start()
+    yield server, health, clock
+    server.stop()
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_metrics_are_served_in_the_prometheus_text_format(
+    probe_server: tuple[ProbeServer, HealthState, list[float]],
+) -> None:
+    server, _, _ = probe_server
+    status, body = get(server.port, "/metrics")
+    assert status == 200
+    assert 'claims_verdicts_total{outcome="pass"} 0.0' in body
+
+
+def test_readyz_follows_readiness(probe_server: tuple[ProbeServer, HealthState, list[float]]) -> None:
+    server, health, _ = probe_server
+    assert get(server.port, "/readyz")[0] == 503
+    health.set_ready(True)
+    assert get(server.port, "/readyz")[0] == 200
+
+
+def test_healthz_fails_when_the_loop_stops_ticking(probe_server: tuple[ProbeServer, HealthState, list[float]]) -> None:
+    server, health, clock = probe_server
+    assert get(server.port, "/healthz")[0] == 200
+    clock[0] += 11.0
+    assert get(server.port, "/healthz")[0] == 503
+    health.tick()
+    assert get(server.port, "/healthz")[0] == 200
+
+
+def test_unknown_paths_are_not_found(probe_server: tuple[ProbeServer, HealthState, list[float]]) -> None:
+    server, _, _ = probe_server
+    assert get(server.port, "/")[0] == 404
+
+
+# --- retry ----------------------------------------------------------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_its_bound_with_jitter_and_resets() -> None:
+    backoff = Backoff(initial_s=1.0, max_s=4.0)
+    delays = [backoff.next_delay_s() for _ in range(5)]
+    assert 0.8 <= delays[0] <= 1.2
+    assert 1.6 <= delays[1] <= 2.4
+    assert all(3.2 <= delay <= 4.8 for delay in delays[2:])
+    backoff.reset()
+    assert backoff.next_delay_s() <= 1.2
+
+
+def test_the_outage_clock_raises_past_its_bound_and_stops_on_success() -> None:
+    now = [0.0]
+    outage = OutageClock(max_outage_s=10.0, clock=lambda: now[0])
+    outage.failed("poll")
+    now[0] = 9.0
+    outage.failed("poll")
+    assert outage.remaining_s() == pytest.approx(1.0)
+    outage.succeeded()
+    now[0] = 30.0
+    outage.failed("poll")  # a new outage starts now
+    now[0] = 40.5
+    with pytest.raises(BrokerOutageError):
+        outage.failed("poll")
+
+
+def test_a_failed_blocking_call_counts_from_when_it_started() -> None:
+    now = [100.0]
+    outage = OutageClock(max_outage_s=10.0, clock=lambda: now[0])
+    with pytest.raises(BrokerOutageError):
+        outage.failed("flush", started=85.0)
+
+
+# --- shutdown -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_signal_handlers() -> Iterator[None]:
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.usefixtures("restore_signal_handlers")
+def test_first_signal_requests_a_stop_and_a_later_second_one_exits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr("worker.shutdown.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("worker.shutdown._start_watchdog", lambda *args: None)
+    exits: list[int] = []
+    shutdown = ShutdownSignal(grace_s=30.0)
+    install_signal_handlers(shutdown, hard_exit=exits.append)
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert shutdown.requested
+    assert exits == []
+
+    os.kill(os.getpid(), signal.SIGTERM)  # the same signal delivered twice (process and process group)
+    assert exits == []
+
+    now[0] = 5.0
+    os.kill(os.getpid(), signal.SIGINT)
+    assert exits == [ExitCode.FORCED_EXIT]
+
+
+@pytest.mark.usefixtures("restore_signal_handlers")
+def test_the_watchdog_forces_the_exit_when_the_grace_period_runs_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("worker.shutdown.WATCHDOG_MARGIN_S", 0.0)
+    exits: list[int] = []
+    shutdown = ShutdownSignal(grace_s=0.05)
+    install_signal_handlers(shutdown, hard_exit=exits.append)
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(200):  # bounded wait for the watchdog thread
+        if exits:
+            break
+        time.sleep(0.01)
+
+    assert exits == [ExitCode.FORCED_EXIT]
+
+
+def test_the_shutdown_deadline_counts_down_from_the_request() -> None:
+    now = [0.0]
+    shutdown = ShutdownSignal(grace_s=20.0, clock=lambda: now[0])
+    assert shutdown.remaining_s() is None
+    assert shutdown.request("test")
+    assert not shutdown.request("again")
+    now[0] = 15.0
+    assert shutdown.remaining_s() == pytest.approx(5.0)

@@ -1,0 +1,204 @@
+"""`claims-worker run`: wire settings, logs, metrics, probes, Kafka clients, the rebalance listener and the loop.
+
+Start-up order: logging, signal handlers and the probe server first (so `/healthz` answers and a SIGTERM is
+obeyed while connecting), then the rule engine, then the Kafka clients (retried with backoff while the broker is
+unreachable, up to `max_outage_s`), a check that all four topics exist, and the loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from rules.engine import RuleEngine, load_engine
+from worker import __version__
+from worker.exit_codes import ExitCode
+from worker.kafka_io import (
+    BrokerUnavailableError,
+    KafkaConfigError,
+    KafkaConsumerAdapter,
+    KafkaIOError,
+    KafkaProducerAdapter,
+    call_with_deadline,
+    missing_topics,
+)
+from worker.logs import configure_logging
+from worker.loop import LoopOptions, ValidationLoop
+from worker.metrics import WorkerMetrics
+from worker.observer import SafeObserver
+from worker.probes import HealthState, ProbeServer
+from worker.rebalance import KafkaRebalanceListener, PendingOffsets, RebalanceHandler
+from worker.retry import Backoff, BrokerOutageError, OutageClock
+from worker.settings import WorkerSettings, env_name, unknown_env_settings
+from worker.shutdown import ShutdownSignal, install_signal_handlers
+
+T = TypeVar("T")
+
+
+class StartupError(Exception):
+    """The worker cannot start; carries the exit code."""
+
+    def __init__(self, exit_code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run_worker(settings: WorkerSettings, *, install_signals: bool = True) -> ExitCode:
+    """Run the worker until stopped; returns the process exit code (see `worker.exit_codes`)."""
+    configure_logging(settings.log_format, settings.log_level, static_context={"worker_id": settings.worker_id})
+    log = structlog.get_logger()
+    for name in unknown_env_settings():
+        log.warning("config.unknown_setting", variable=name)
+
+    shutdown = ShutdownSignal(grace_s=settings.shutdown_grace_s)
+    if install_signals:
+        install_signal_handlers(
+            shutdown,
+            on_first=lambda signal_name: log.info("worker.shutdown_requested", signal=signal_name),
+            on_forced=lambda why: log.error("worker.forced_exit", reason=why),
+        )
+    # Liveness: the loop may legitimately block for a whole outage bound plus one request.
+    health = HealthState(stall_after_s=settings.max_outage_s + settings.request_timeout_ms / 1000 + 60.0)
+    try:
+        engine = _load_engine(settings)
+        registry = CollectorRegistry()
+        metrics = WorkerMetrics(registry, version=__version__, ruleset=engine.ruleset)
+        server = _start_probe_server(settings, registry, health)
+    except StartupError as error:
+        log.error("worker.start_failed", reason=str(error), exit_code=int(error.exit_code))
+        return error.exit_code
+    log.info("metrics.serving", host=settings.metrics_host, port=server.port, paths=["/metrics", "/healthz", "/readyz"])
+    log.info(
+        "worker.starting",
+        version=__version__,
+        ruleset_id=engine.ruleset.id,
+        ruleset_version=engine.ruleset.version,
+        settings=settings.public_summary(),
+    )
+    try:
+        return _run(settings, engine, metrics, health, shutdown)
+    except StartupError as error:
+        log.error("worker.start_failed", reason=str(error), exit_code=int(error.exit_code))
+        return error.exit_code
+    except Exception:  # a bug: log it once, structured, and let the orchestrator restart us
+        log.exception("worker.crashed", exit_code=int(ExitCode.FAILURE))
+        return ExitCode.FAILURE
+    finally:
+        server.stop()
+
+
+def _run(
+    settings: WorkerSettings, engine: RuleEngine, metrics: WorkerMetrics, health: HealthState, shutdown: ShutdownSignal
+) -> ExitCode:
+    log = structlog.get_logger()
+    consumer = _connect(lambda: KafkaConsumerAdapter(settings), settings, shutdown, what="consumer")
+    if consumer is None:
+        return ExitCode.OK
+    try:
+        producer = _connect(lambda: KafkaProducerAdapter(settings), settings, shutdown, what="producer")
+    except StartupError:
+        consumer.close(2.0)
+        raise
+    if producer is None:
+        consumer.close(2.0)
+        return ExitCode.OK
+    try:
+        _check_topics(consumer, settings)
+    except StartupError:
+        consumer.close(2.0)
+        producer.close(2.0)
+        raise
+
+    observer = SafeObserver(metrics)
+    pending = PendingOffsets()
+    handler = RebalanceHandler(pending=pending, observer=observer)
+    consumer.subscribe(settings.input_topic, KafkaRebalanceListener(handler, consumer.client))
+    loop = ValidationLoop(
+        consumer=consumer,
+        producer=producer,
+        producer_factory=lambda: KafkaProducerAdapter(settings),
+        engine=engine,
+        options=LoopOptions.from_settings(settings),
+        shutdown=shutdown,
+        observer=metrics,
+        health=health,
+        pending=pending,
+    )
+    log.info("worker.started", delivery=settings.delivery.value, input_topic=settings.input_topic)
+    exit_code = loop.run()
+    log.info(
+        "worker.stopped",
+        exit_code=int(exit_code),
+        batches=loop.batches,
+        records=loop.records,
+        retries=loop.retries,
+        reason=shutdown.reason or None,
+    )
+    return exit_code
+
+
+def _load_engine(settings: WorkerSettings) -> RuleEngine:
+    try:
+        return load_engine(settings.payer_policy_file)
+    except Exception as error:  # noqa: BLE001 - any failure to load policy data is a configuration problem
+        raise StartupError(
+            ExitCode.CONFIG,
+            f"could not load the rule engine ({env_name('payer_policy_file')}={settings.payer_policy_file}): "
+            f"{type(error).__name__}: {str(error)[:300]}",
+        ) from None
+
+
+def _start_probe_server(settings: WorkerSettings, registry: CollectorRegistry, health: HealthState) -> ProbeServer:
+    try:
+        server = ProbeServer(host=settings.metrics_host, port=settings.metrics_port, registry=registry, health=health)
+        return server.start()
+    except OSError as error:
+        raise StartupError(
+            ExitCode.CONFIG,
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+            f"({env_name('metrics_port')}): {error.strerror or error}",
+        ) from None
+
+
+def _connect(factory: Callable[[], T], settings: WorkerSettings, shutdown: ShutdownSignal, *, what: str) -> T | None:
+    """Create a Kafka client, retrying while the broker is unreachable; None if a stop was requested meanwhile."""
+    log = structlog.get_logger()
+    outage = OutageClock(max_outage_s=settings.max_outage_s)
+    backoff = Backoff(initial_s=settings.retry_backoff_initial_s, max_s=settings.retry_backoff_max_s)
+    while not shutdown.requested:
+        started = time.monotonic()
+        try:
+            return factory()
+        except KafkaConfigError as error:
+            raise StartupError(ExitCode.CONFIG, f"the broker rejected the {what} configuration: {error}") from None
+        except BrokerUnavailableError as error:
+            log.warning("kafka.unavailable", client=what, error=str(error), outage_s=round(outage.outage_s, 1))
+            try:
+                outage.failed(str(error), started=started)
+            except BrokerOutageError as outage_error:
+                raise StartupError(ExitCode.BROKER_OUTAGE, str(outage_error)) from None
+        except KafkaIOError as error:
+            raise StartupError(ExitCode.FAILURE, f"could not create the Kafka {what}: {error}") from None
+        shutdown.wait(backoff.next_delay_s())
+    return None
+
+
+def _check_topics(consumer: KafkaConsumerAdapter, settings: WorkerSettings) -> None:
+    try:
+        existing: Any = call_with_deadline(consumer.topics, settings.request_timeout_ms / 1000, what="list-topics")
+    except KafkaConfigError as error:
+        raise StartupError(ExitCode.CONFIG, f"cannot list topics: {error}") from None
+    except KafkaIOError as error:
+        raise StartupError(ExitCode.BROKER_OUTAGE, f"cannot list topics: {error}") from None
+    missing = missing_topics(existing, settings)
+    if missing:
+        raise StartupError(
+            ExitCode.CONFIG,
+            f"missing topics: {', '.join(missing)} (create them with `claims-worker topics create`, "
+            f"or set {env_name('input_topic')}, {env_name('pass_topic')}, {env_name('fail_topic')}, "
+            f"{env_name('dlq_topic')})",
+        )

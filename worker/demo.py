@@ -1,0 +1,364 @@
+"""`scripts/run-demo` (what `make run` calls): the whole pipeline on a laptop, end to end, then a verdict table.
+
+1. Use the broker in CLAIMS_BOOTSTRAP_SERVERS, or start a throwaway local one (`scripts/kafka-local`, free port).
+2. Create this run's four topics (unique names, so a rerun shows just its own records).
+3. Publish `examples/claims.jsonl`, keyed by claim id, as `claims-worker publish` does.
+4. Run `claims-worker run` as a subprocess until every published record has an output.
+5. Print the verdicts (claim, outcome, finding codes) and dead letters (reason), and where metrics were served.
+6. Stop what it started (worker, broker; topics on a broker it did not start) and exit 0.
+
+Also holds the helpers the throughput benchmark shares (`LocalBroker`, `read_records`, `free_port`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.structs import TopicPartition as KafkaTopicPartition
+
+from worker.commands.publish import claim_key, read_lines
+from worker.loop import DLQ_ERROR, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
+DEFAULT_EXAMPLES = REPO_ROOT / "examples" / "claims.jsonl"
+STATE_DIR = REPO_ROOT / ".cache" / "demo"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def say(message: str) -> None:
+    sys.stderr.write(f"run-demo: {message}\n")
+    sys.stderr.flush()
+
+
+class LocalBroker:
+    """A throwaway broker from `scripts/kafka-local` on a free port; `stop()` wipes its data."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_PYTHON": sys.executable}
+
+    def start(self) -> str:
+        result = subprocess.run(  # noqa: S603 - our own script
+            [str(KAFKA_LOCAL), "start"], env=self._env, capture_output=True, text=True, timeout=900, check=False
+        )
+        lines = result.stdout.strip().splitlines()
+        if result.returncode != 0 or not lines or not lines[-1].startswith("bootstrap="):
+            raise RuntimeError(f"scripts/kafka-local start failed ({result.returncode}):\n{result.stderr[-2000:]}")
+        return lines[-1].removeprefix("bootstrap=")
+
+    def stop(self) -> None:
+        subprocess.run(  # noqa: S603 - our own script
+            [str(KAFKA_LOCAL), "stop", "--wipe"], env=self._env, capture_output=True, timeout=120, check=False
+        )
+
+
+@contextmanager
+def kafka_for_demo() -> Iterator[tuple[str, bool]]:
+    """(bootstrap, started_here): CLAIMS_BOOTSTRAP_SERVERS, or a local broker stopped on exit."""
+    configured = os.environ.get("CLAIMS_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured, False
+        return
+    broker = LocalBroker()
+    say(f"starting a local Kafka broker on 127.0.0.1:{broker.port} (scripts/kafka-local)")
+    bootstrap = broker.start()
+    try:
+        yield bootstrap, True
+    finally:
+        say("stopping the local Kafka broker")
+        broker.stop()
+
+
+@dataclass(frozen=True)
+class DemoTopics:
+    input: str
+    passed: str
+    failed: str
+    dlq: str
+
+    @classmethod
+    def unique(cls, run_id: str) -> DemoTopics:
+        prefix = f"demo.{run_id}."
+        return cls(
+            prefix + "claims.submitted",
+            prefix + "claims.validated.pass",
+            prefix + "claims.validated.fail",
+            prefix + "claims.submitted.dlq",
+        )
+
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.input, self.passed, self.failed, self.dlq)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "CLAIMS_INPUT_TOPIC": self.input,
+            "CLAIMS_PASS_TOPIC": self.passed,
+            "CLAIMS_FAIL_TOPIC": self.failed,
+            "CLAIMS_DLQ_TOPIC": self.dlq,
+        }
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+    def source(self) -> tuple[int, int]:
+        """(partition, offset) of the input record this output answers."""
+        if DLQ_REASON in self.headers:
+            return int(self.headers[DLQ_SOURCE_PARTITION]), int(self.headers[DLQ_SOURCE_OFFSET])
+        source = json.loads(self.value)["source"]
+        return int(source["partition"]), int(source["offset"])
+
+
+def read_records(bootstrap: str, topics: Sequence[str], *, expected: int, timeout_s: float) -> list[OutputRecord]:
+    """All records of `topics` from the beginning (read_committed), until `expected` arrived or the timeout."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    try:
+        partitions = [
+            KafkaTopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        found: list[OutputRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while len(found) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                found.extend(OutputRecord(r.topic, r.key, r.value, dict(r.headers or [])) for r in records)
+        return found
+    finally:
+        consumer.close()
+
+
+def create_topics(bootstrap: str, topics: Sequence[str], *, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="claims-demo")
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1) for topic in topics])
+    finally:
+        admin.close()
+
+
+def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
+    with suppress(Exception):  # best effort: the names are unique to this run anyway
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="claims-demo")
+        try:
+            admin.delete_topics(list(topics))
+        finally:
+            admin.close()
+
+
+def publish_lines(bootstrap: str, topic: str, lines: Sequence[bytes]) -> list[tuple[int, int]]:
+    """Publish like `claims-worker publish`; returns each line's (partition, offset)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        futures = [producer.send(topic, key=claim_key(line), value=line) for line in lines]
+        producer.flush(timeout=60)
+        return [(meta.partition, meta.offset) for meta in (future.get(timeout=1) for future in futures)]
+    finally:
+        producer.close(timeout=10)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The worker's metrics as {sample with labels: value} (comments dropped)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def _row_for(output: OutputRecord, line: bytes) -> tuple[str, str, str]:
+    if DLQ_REASON in output.headers:
+        claim = (claim_key(line) or b"").decode() or "(no claim id)"
+        reason = output.headers[DLQ_REASON].decode()
+        error = output.headers.get(DLQ_ERROR, b"").decode()
+        return claim, "dead letter", f"{reason}: {error}"
+    verdict: dict[str, Any] = json.loads(output.value)
+    codes = sorted({finding["rule_id"] for finding in verdict["findings"]})
+    return verdict["claim_id"], verdict["outcome"], ", ".join(codes) or "-"
+
+
+def render_table(rows: Sequence[tuple[str, str, str, str]]) -> str:
+    headers = ("#", "claim", "outcome", "findings / reason")
+    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(3)]
+    lines = [f"{headers[0]:>{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:<{widths[2]}}  {headers[3]}"]
+    lines.append("-" * (sum(widths) + 6 + len(headers[3]) + 20))
+    lines.extend(
+        f"{n:>{widths[0]}}  {claim:<{widths[1]}}  {outcome:<{widths[2]}}  {detail}"
+        for n, claim, outcome, detail in rows
+    )
+    return "\n".join(lines)
+
+
+@dataclass
+class DemoRun:
+    """What one demo run produced: the outputs, the worker's metrics and exit code."""
+
+    lines: list[bytes]
+    placed: list[tuple[int, int]]
+    outputs: list[OutputRecord]
+    metrics: dict[str, float]
+    metrics_port: int
+    exit_code: int
+    log_path: Path
+
+
+def run_demo(examples: Path, *, delivery: str, timeout_s: float) -> int:
+    with examples.open("rb") as stream:
+        lines = list(read_lines(stream))
+    if not lines:
+        say(f"{examples} has no claims to publish")
+        return 1
+    run_id = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    topics = DemoTopics.unique(run_id)
+    with kafka_for_demo() as (bootstrap, started_here):
+        say(f"creating topics demo.{run_id}.* on {bootstrap}")
+        create_topics(bootstrap, topics.all, partitions=3)
+        try:
+            placed = publish_lines(bootstrap, topics.input, lines)
+            say(f"published {len(lines)} claims from {examples} to {topics.input}")
+            run = _run_worker(bootstrap, topics, run_id, lines, placed, delivery=delivery, timeout_s=timeout_s)
+        finally:
+            if not started_here:
+                delete_topics(bootstrap, topics.all)
+    _report(run, sys.stdout)
+    if len({output.source() for output in run.outputs}) != len(lines):
+        say(f"only {len(run.outputs)} outputs for {len(lines)} published claims within {timeout_s:.0f}s")
+        return 1
+    return 0 if run.exit_code == 0 else 1
+
+
+def _run_worker(
+    bootstrap: str,
+    topics: DemoTopics,
+    run_id: str,
+    lines: list[bytes],
+    placed: list[tuple[int, int]],
+    *,
+    delivery: str,
+    timeout_s: float,
+) -> DemoRun:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = STATE_DIR / f"worker-{run_id}.log"
+    metrics_port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CLAIMS_")}
+    env.update(topics.env())
+    env.update(
+        {
+            "CLAIMS_BOOTSTRAP_SERVERS": bootstrap,
+            "CLAIMS_GROUP_ID": f"demo-{run_id}",
+            "CLAIMS_WORKER_ID": f"demo-{run_id}",
+            "CLAIMS_DELIVERY": delivery,
+            "CLAIMS_METRICS_HOST": "127.0.0.1",
+            "CLAIMS_METRICS_PORT": str(metrics_port),
+            "CLAIMS_LOG_FORMAT": "json",
+        }
+    )
+    say(f"starting `claims-worker run` ({delivery}); its logs: {log_path}")
+    with log_path.open("wb") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "run"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+        try:
+            outputs = read_records(
+                bootstrap, (topics.passed, topics.failed, topics.dlq), expected=len(lines), timeout_s=timeout_s
+            )
+            metrics = _scrape_when_counted(metrics_port, len(lines))
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                exit_code = worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                exit_code = worker.wait(timeout=30)
+    say(f"worker stopped (exit code {exit_code})")
+    return DemoRun(lines, placed, outputs, metrics, metrics_port, exit_code, log_path)
+
+
+def _report(run: DemoRun, out: TextIO) -> None:
+    line_at = {
+        coordinates: (index, line)
+        for index, (coordinates, line) in enumerate(zip(run.placed, run.lines, strict=True), 1)
+    }
+    rows = []
+    for output in sorted(run.outputs, key=lambda candidate: line_at.get(candidate.source(), (0, b""))[0]):
+        index, line = line_at.get(output.source(), (0, b""))
+        claim, outcome, detail = _row_for(output, line)
+        rows.append((str(index), claim, outcome, detail))
+    out.write(render_table(rows) + "\n\n")
+    counts = Counter(outcome for _, _, outcome, _ in rows)
+    summary = [f"{counts[outcome]} {outcome}" for outcome in ("pass", "not_applicable", "fail") if counts[outcome]]
+    if counts["dead letter"]:
+        summary.append(f"{counts['dead letter']} dead letter{'s' if counts['dead letter'] > 1 else ''}")
+    out.write(f"{len(rows)} claims: {', '.join(summary)}\n\n")
+    out.write(f"metrics were served at http://127.0.0.1:{run.metrics_port}/metrics (and /healthz, /readyz):\n")
+    for name, value in sorted(run.metrics.items()):
+        wanted = name in ("claims_consumed_total", "claims_commits_total") or name.startswith(
+            ("claims_verdicts_total{", "claims_dead_letters_total{")
+        )
+        if wanted and value:
+            out.write(f"  {name} {value:g}\n")
+    out.write(f"worker log: {run.log_path}\n")
+    out.flush()
+
+
+def _scrape_when_counted(port: int, expected: int, timeout_s: float = 10.0) -> dict[str, float]:
+    deadline = time.monotonic() + timeout_s
+    metrics: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        with suppress(OSError):
+            metrics = scrape(port)
+            if metrics.get("claims_consumed_total", 0) >= expected:
+                break
+        time.sleep(0.1)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run-demo", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES, help="JSONL claims (default: %(default)s)")
+    parser.add_argument("--delivery", choices=["at_least_once", "exactly_once"], default="at_least_once")
+    parser.add_argument("--timeout-s", type=float, default=120.0, help="wait for all outputs (default: 120)")
+    args = parser.parse_args(argv)
+    return run_demo(args.examples, delivery=args.delivery, timeout_s=args.timeout_s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Prometheus metrics of the worker (prefix `claims_`, base units, closed label sets) and the loop observer.
+
+Every metric lives in the registry passed in (tests use a fresh one). Label children are resolved once, at
+start-up or on first use of a rule id, never per claim; claim ids and patient data never become labels.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from schemas.parsing import DeadLetterReason
+from schemas.verdict import Outcome, RuleSetRef, Severity
+from worker.kafka_io import TopicPartition
+from worker.observer import BatchStats
+
+# Validation of one claim takes tens of microseconds to a few milliseconds.
+VALIDATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# End to end (record timestamp to committed verdict): milliseconds when keeping up, minutes when catching up.
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+BATCH_RECORD_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000)
+BATCH_DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REBALANCE_EVENTS = ("assigned", "revoked", "lost")
+TRANSACTION_OUTCOMES = ("committed", "aborted", "abort_failed")
+RETRY_STAGES = ("poll", "produce", "commit", "transaction", "probe")
+# Rule ids come from the rule set (code), not from claims; the cap only guards against a rule-set bug.
+MAX_RULE_LABELS = 1000
+OTHER_RULE = "other"
+
+
+class WorkerMetrics:
+    """The worker's metrics in `registry`; implements `worker.observer.LoopObserver`."""
+
+    def __init__(self, registry: CollectorRegistry, *, version: str, ruleset: RuleSetRef) -> None:
+        self.registry = registry
+        self.consumed = Counter("claims_consumed", "Claim records consumed and processed.", registry=registry)
+        self.verdicts = Counter("claims_verdicts", "Verdicts published, by outcome.", ["outcome"], registry=registry)
+        self.findings = Counter(
+            "claims_findings",
+            "Findings in published verdicts, by rule and severity.",
+            ["rule_id", "severity"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "claims_dead_letters", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=registry
+        )
+        self.validation_duration = Histogram(
+            "claims_validation_duration_seconds",
+            "Time to parse and validate one claim.",
+            buckets=VALIDATION_BUCKETS_S,
+            registry=registry,
+        )
+        self.end_to_end_latency = Histogram(
+            "claims_end_to_end_latency_seconds",
+            "From the input record's timestamp to the commit of its output.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.batch_records = Histogram(
+            "claims_batch_records", "Records per processed batch.", buckets=BATCH_RECORD_BUCKETS, registry=registry
+        )
+        self.batch_duration = Histogram(
+            "claims_batch_duration_seconds",
+            "From poll to commit of one batch.",
+            buckets=BATCH_DURATION_BUCKETS_S,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "claims_consumer_lag_records",
+            "Records behind the end of the input partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.assigned_partitions = Gauge(
+            "claims_assigned_partitions", "Input partitions assigned to this worker.", registry=registry
+        )
+        self.rebalances = Counter(
+            "claims_rebalances", "Rebalance events seen by this worker.", ["event"], registry=registry
+        )
+        self.commits = Counter("claims_commits", "Successful offset commits (batches).", registry=registry)
+        self.commit_failures = Counter("claims_commit_failures", "Failed offset commits.", registry=registry)
+        self.transactions = Counter(
+            "claims_transactions",
+            "Kafka transactions finished (exactly_once), by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.batch_retries = Counter(
+            "claims_batch_retries",
+            "Batches (or polls) retried after a failure, by stage.",
+            ["stage"],
+            registry=registry,
+        )
+        self.last_poll = Gauge(
+            "claims_last_successful_poll_timestamp_seconds",
+            "Unix time of the last poll or broker probe that succeeded.",
+            registry=registry,
+        )
+        self.ready_gauge = Gauge("claims_ready", "1 when the worker reports ready.", registry=registry)
+        self.build_info = Info("claims_build", "Worker version and rule set.", registry=registry)
+        self.build_info.info({"version": version, "ruleset_id": ruleset.id, "ruleset_version": ruleset.version})
+
+        # Pre-resolved children: the closed label sets exist (at 0) from start-up.
+        self._verdicts = {outcome: self.verdicts.labels(outcome=outcome.value) for outcome in Outcome}
+        self._dead_letters = {reason: self.dead_letters.labels(reason=reason.value) for reason in DeadLetterReason}
+        self._rebalances = {event: self.rebalances.labels(event=event) for event in REBALANCE_EVENTS}
+        self._transactions = {outcome: self.transactions.labels(outcome=outcome) for outcome in TRANSACTION_OUTCOMES}
+        self._retries = {stage: self.batch_retries.labels(stage=stage) for stage in RETRY_STAGES}
+        self._findings: dict[tuple[str, str], Counter] = {}
+        self._lag: dict[TopicPartition, Gauge] = {}
+        self._lock = threading.Lock()
+
+    # --- LoopObserver -------------------------------------------------------------------------------------------
+
+    def batch_committed(self, stats: BatchStats) -> None:
+        self.consumed.inc(stats.records)
+        for outcome, count in stats.outcomes.items():
+            self._verdicts[outcome].inc(count)
+        for reason, count in stats.dead_letters.items():
+            self._dead_letters[reason].inc(count)
+        for key, count in stats.findings.items():
+            self._finding_child(key).inc(count)
+        observe = self.validation_duration.observe
+        for duration in stats.validation_durations_s:
+            observe(duration)
+        observe = self.end_to_end_latency.observe
+        committed_at_ms = stats.committed_at_s * 1000.0
+        for timestamp_ms in stats.record_timestamps_ms:
+            if timestamp_ms >= 0:
+                observe(max(0.0, (committed_at_ms - timestamp_ms) / 1000.0))
+        self.batch_records.observe(stats.records)
+        self.batch_duration.observe(stats.duration_s)
+
+    def batch_retried(self, stage: str) -> None:
+        self._retries[stage if stage in self._retries else "produce"].inc()
+
+    def commit_succeeded(self) -> None:
+        self.commits.inc()
+
+    def commit_failed(self) -> None:
+        self.commit_failures.inc()
+
+    def transaction_finished(self, outcome: str) -> None:
+        child = self._transactions.get(outcome)
+        if child is not None:
+            child.inc()
+
+    def polled(self, at_s: float) -> None:
+        self.last_poll.set(at_s)
+
+    def lag(self, partition: TopicPartition, records: int) -> None:
+        child = self._lag.get(partition)
+        if child is None:
+            with self._lock:
+                child = self._lag.setdefault(
+                    partition, self.consumer_lag.labels(topic=partition.topic, partition=str(partition.partition))
+                )
+        child.set(records)
+
+    def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
+        self._rebalances["assigned"].inc()
+        self.assigned_partitions.set(total)
+
+    def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
+        self._rebalances["lost" if lost else "revoked"].inc()
+        self.assigned_partitions.set(total)
+        with self._lock:
+            for partition in partitions:
+                if self._lag.pop(partition, None) is not None:
+                    self.consumer_lag.remove(partition.topic, str(partition.partition))
+
+    def ready(self, is_ready: bool) -> None:
+        self.ready_gauge.set(1 if is_ready else 0)
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _finding_child(self, key: tuple[str, str]) -> Counter:
+        child = self._findings.get(key)
+        if child is None:
+            with self._lock:
+                rule_id, severity = key
+                if len(self._findings) >= MAX_RULE_LABELS:
+                    rule_id = OTHER_RULE
+                if severity not in _SEVERITIES:
+                    severity = OTHER_RULE
+                child = self._findings.setdefault(key, self.findings.labels(rule_id=rule_id, severity=severity))
+        return child
+
+    def __repr__(self) -> str:
+        return f"<WorkerMetrics rule_labels={len(self._findings)} lag_partitions={len(self._lag)}>"
+
+
+_SEVERITIES = frozenset(severity.value for severity in Severity)
