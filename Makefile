@@ -7,7 +7,7 @@ VENV := .venv
 VENV_PY := $(CURDIR)/$(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install kafka-up kafka-down lint test run
+.PHONY: help install kafka-up kafka-down lint test run chaos bench audit
 
 help:
 	@echo "make run         validate the example claims end to end on a local Kafka broker"
@@ -16,6 +16,9 @@ help:
 	@echo "make kafka-up    start (or reuse) the local broker on KAFKA_PORT (default 9092)"
 	@echo "make kafka-down  stop it"
 	@echo "make lint        ruff and mypy --strict"
+	@echo "make chaos       fault injection on a real broker (kill -9, broker restart/outage, rebalances, SIGTERM); reports/chaos.json"
+	@echo "make bench       benchmarks on a real broker (BENCH_CLAIMS=<n> for a quicker run); reports/bench.json"
+	@echo "make audit       pip-audit of constraints.txt (exit 3: no vulnerability source answered)"
 
 # Reinstall when the dependency lists change; constraints.txt pins every version that CI and `make test` use.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -42,3 +45,12 @@ test: install
 
 run: install
 	@scripts/run-demo
+
+chaos: install
+	@scripts/chaos
+
+bench: install
+	@scripts/bench
+
+audit:
+	@scripts/audit

@@ -151,8 +151,8 @@ class RuleEngine:
 def load_engine(payer_policy_file: Path | None = None) -> RuleEngine:
     """Build the engine from the shipped policy data, with an optional user payer policy file.
 
-    Loads and validates every file under `rules/policy/` and the ICD-10-CM code set (about 2 s the first
-    time in a process). Raises `PolicyError` (with the file and field at fault) when a file is invalid.
+    Loads and validates every file under `rules/policy/` and the ICD-10-CM code set (about 0.5 s in all;
+    see `rules.icd10cm`). Raises `PolicyError` (with the file and field at fault) when a file is invalid.
     """
     return RuleEngine(load_policy(payer_policy_file))
 

@@ -24,6 +24,12 @@ SCHEMA_VERSION = 1
 _MODEL_CONFIG = ConfigDict(strict=True, extra="ignore", frozen=True, allow_inf_nan=False)
 
 UpperCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True)]
+# Codes are ASCII letters and digits: a look-alike (a Cyrillic Je for the J, fullwidth digits) is a schema failure,
+# not a code the rules would call "not applicable". pydantic checks a pattern on the value as sent (before the strip
+# and the upper-casing), hence the surrounding whitespace and the lower case here.
+ASCII_CODE_PATTERN = r"^\s*[A-Za-z0-9]+\s*$"
+# Identifiers echoed into every verdict (and used as Kafka keys): no control characters such as NUL.
+IDENTIFIER_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 
 def normalise_icd10cm(code: str) -> str:
@@ -33,7 +39,11 @@ def normalise_icd10cm(code: str) -> str:
 
 
 # A dotted ICD-10-CM code is at most 8 characters; the bound keeps hostile megabyte strings out of the rules.
-DiagnosisCode = Annotated[str, StringConstraints(min_length=1, max_length=10), AfterValidator(normalise_icd10cm)]
+DiagnosisCode = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=10, pattern=r"^\s*[A-Za-z0-9.]+\s*$"),
+    AfterValidator(normalise_icd10cm),
+]
 
 
 class ClaimType(StrEnum):
@@ -129,9 +139,10 @@ class ClaimLine(BaseModel):
 
     line_number: Annotated[int, Field(ge=1)]
     service_date: dt.date
-    procedure_code: Annotated[UpperCode, StringConstraints(min_length=5, max_length=5)]
+    procedure_code: Annotated[UpperCode, StringConstraints(min_length=5, max_length=5, pattern=ASCII_CODE_PATTERN)]
     modifiers: Annotated[
-        list[Annotated[UpperCode, StringConstraints(min_length=2, max_length=2)]], Field(max_length=4)
+        list[Annotated[UpperCode, StringConstraints(min_length=2, max_length=2, pattern=ASCII_CODE_PATTERN)]],
+        Field(max_length=4),
     ] = []
     units: Annotated[float, Field(gt=0)]
     charge: Annotated[Decimal, Field(ge=0)]
@@ -156,8 +167,8 @@ class ClaimSubmitted(BaseModel):
 
     # A strict int bounded to exactly 1: `true` and `1.0` are not schema version 1.
     schema_version: Annotated[int, Field(ge=SCHEMA_VERSION, le=SCHEMA_VERSION, json_schema_extra={"const": 1})]
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    claim_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
+    claim_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
     claim_type: ClaimType = ClaimType.PROFESSIONAL
     submitted_on: dt.date | None = Field(
         default=None, description="When the claim is (to be) filed with the payer; default: the validation date (UTC)."

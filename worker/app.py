@@ -7,6 +7,7 @@ unreachable, up to `max_outage_s`), a check that all four topics exist, and the 
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from rules.engine import RuleEngine, load_engine
 from worker import __version__
+from worker.evaluator import ProcessEvaluator, start_evaluator
 from worker.exit_codes import ExitCode
 from worker.kafka_io import (
     BrokerUnavailableError,
@@ -65,6 +67,27 @@ def run_worker(settings: WorkerSettings, *, install_signals: bool = True) -> Exi
     health = HealthState(stall_after_s=settings.max_outage_s + settings.request_timeout_ms / 1000 + 60.0)
     try:
         engine = _load_engine(settings)
+        # Forked now, before the probe server's and Kafka's threads exist (see worker/evaluator.py).
+        evaluator = start_evaluator(engine, settings.evaluator_processes)
+    except StartupError as error:
+        log.error("worker.start_failed", reason=str(error), exit_code=int(error.exit_code))
+        return error.exit_code
+    try:
+        return _serve(settings, engine, evaluator, health, shutdown)
+    finally:
+        if evaluator is not None:
+            evaluator.close()
+
+
+def _serve(
+    settings: WorkerSettings,
+    engine: RuleEngine,
+    evaluator: ProcessEvaluator | None,
+    health: HealthState,
+    shutdown: ShutdownSignal,
+) -> ExitCode:
+    log = structlog.get_logger()
+    try:
         registry = CollectorRegistry()
         metrics = WorkerMetrics(registry, version=__version__, ruleset=engine.ruleset)
         server = _start_probe_server(settings, registry, health)
@@ -80,7 +103,7 @@ def run_worker(settings: WorkerSettings, *, install_signals: bool = True) -> Exi
         settings=settings.public_summary(),
     )
     try:
-        return _run(settings, engine, metrics, health, shutdown)
+        return _run(settings, engine, evaluator=evaluator, metrics=metrics, health=health, shutdown=shutdown)
     except StartupError as error:
         log.error("worker.start_failed", reason=str(error), exit_code=int(error.exit_code))
         return error.exit_code
@@ -92,7 +115,13 @@ def run_worker(settings: WorkerSettings, *, install_signals: bool = True) -> Exi
 
 
 def _run(
-    settings: WorkerSettings, engine: RuleEngine, metrics: WorkerMetrics, health: HealthState, shutdown: ShutdownSignal
+    settings: WorkerSettings,
+    engine: RuleEngine,
+    *,
+    evaluator: ProcessEvaluator | None,
+    metrics: WorkerMetrics,
+    health: HealthState,
+    shutdown: ShutdownSignal,
 ) -> ExitCode:
     log = structlog.get_logger()
     consumer = _connect(lambda: KafkaConsumerAdapter(settings), settings, shutdown, what="consumer")
@@ -122,6 +151,7 @@ def _run(
         producer=producer,
         producer_factory=lambda: KafkaProducerAdapter(settings),
         engine=engine,
+        evaluator=evaluator,
         options=LoopOptions.from_settings(settings),
         shutdown=shutdown,
         observer=metrics,
@@ -129,6 +159,7 @@ def _run(
         pending=pending,
     )
     log.info("worker.started", delivery=settings.delivery.value, input_topic=settings.input_topic)
+    freeze_long_lived_objects()
     exit_code = loop.run()
     log.info(
         "worker.stopped",
@@ -139,6 +170,16 @@ def _run(
         reason=shutdown.reason or None,
     )
     return exit_code
+
+
+def freeze_long_lived_objects() -> None:
+    """Move everything alive now (rule engine, policy tables, clients, modules) out of the cyclic GC's reach.
+
+    Those objects live as long as the process; without this every full collection, triggered by the
+    allocations of each batch, rescans all of them (measured in `make bench`: see the README's Performance).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _load_engine(settings: WorkerSettings) -> RuleEngine:

@@ -26,7 +26,7 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
-from worker.settings import DeliveryMode, SecurityProtocol, WorkerSettings
+from worker.settings import DeliveryMode, SecurityProtocol, WorkerSettings, env_name
 
 T = TypeVar("T")
 
@@ -226,10 +226,59 @@ def connection_options(settings: WorkerSettings) -> dict[str, Any]:
     return options
 
 
+def consumer_options(settings: WorkerSettings) -> dict[str, Any]:
+    """The worker's kafka-python `KafkaConsumer` options (also what the benchmark's pass-through uses)."""
+    return {
+        **connection_options(settings),
+        "client_id": f"claims-worker.{settings.worker_id}",
+        "group_id": settings.group_id,
+        "group_instance_id": settings.group_instance_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed" if settings.delivery is DeliveryMode.EXACTLY_ONCE else "read_uncommitted",
+        "partition_assignment_strategy": [CooperativeStickyAssignor],
+        "max_poll_records": settings.batch_max_records,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "fetch_min_bytes": settings.fetch_min_bytes,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "fetch_max_bytes": settings.fetch_max_bytes,
+        "max_partition_fetch_bytes": settings.max_partition_fetch_bytes,
+        "allow_auto_create_topics": False,
+    }
+
+
+def producer_options(settings: WorkerSettings) -> dict[str, Any]:
+    """The worker's kafka-python `KafkaProducer` options: idempotent, acks=all; transactional in exactly_once."""
+    options: dict[str, Any] = {
+        **connection_options(settings),
+        "client_id": f"claims-worker.{settings.worker_id}",
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": settings.producer_linger_ms,
+        "batch_size": settings.producer_batch_bytes,
+        "compression_type": None if settings.producer_compression == "none" else settings.producer_compression,
+        "max_request_size": settings.producer_max_request_bytes,
+        "delivery_timeout_ms": settings.delivery_timeout_ms,
+        "max_block_ms": min(settings.request_timeout_ms, 30_000),
+        "allow_auto_create_topics": False,
+    }
+    if settings.delivery is DeliveryMode.EXACTLY_ONCE:
+        options["transactional_id"] = settings.transactional_id
+        options["transaction_timeout_ms"] = settings.transaction_timeout_ms
+    return options
+
+
 class _BootstrapFailures(logging.Filter):
     """Remembers why kafka-python's bootstrap attempts failed; it only logs them and finally times out.
 
-    Without this a wrong password or an untrusted certificate would look like an unreachable broker.
+    Without this a wrong password or an untrusted certificate would look like an unreachable broker. kafka-python
+    3.0.12 logs an untrusted certificate as `KafkaConnectionError("Handshake failed: ...")` whose `__context__` is
+    the `ssl.SSLCertVerificationError`, so the chain is searched, not just the logged exception. A refused SASL
+    login is logged as `SaslAuthenticationFailedError` for most attempts only: when the broker's answer and its
+    close arrive in one read, kafka-python drops the answer and logs "socket disconnected" (the worker's start-up
+    retry then sees the real cause on a later attempt).
     """
 
     def __init__(self) -> None:
@@ -239,9 +288,37 @@ class _BootstrapFailures(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         for argument in args:
-            if isinstance(argument, _CONFIG_ERRORS):
-                self.config_error = argument
+            if isinstance(argument, BaseException):
+                cause = _config_cause(argument)
+                if cause is not None:
+                    self.config_error = cause
         return True
+
+
+def _config_cause(error: BaseException) -> BaseException | None:
+    current: BaseException | None = error
+    for _ in range(4):  # kafka-python wraps at most once or twice; the bound guards against cycles
+        if current is None:
+            return None
+        if isinstance(current, _CONFIG_ERRORS):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _explain_config_error(error: BaseException) -> str:
+    # Names the settings to check; kafka-python's messages never contain the password.
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"TLS: the broker's certificate is not trusted (check {env_name('ssl_cafile')} and "
+            f"{env_name('ssl_check_hostname')}): {_describe(error)}"
+        )
+    if isinstance(error, kafka_errors.SaslAuthenticationFailedError | kafka_errors.UnsupportedSaslMechanismError):
+        return (
+            f"SASL authentication failed (check {env_name('sasl_username')}, {env_name('sasl_password')} and "
+            f"{env_name('sasl_mechanism')}): {_describe(error)}"
+        )
+    return _describe(error)
 
 
 def _construct(factory: Callable[[], T]) -> T:
@@ -252,7 +329,7 @@ def _construct(factory: Callable[[], T]) -> T:
         return factory()
     except Exception as error:  # noqa: BLE001 - classified right here
         if recorder.config_error is not None:
-            raise KafkaConfigError(_describe(recorder.config_error)) from None
+            raise KafkaConfigError(_explain_config_error(recorder.config_error)) from None
         raise classify(error) from None
     finally:
         manager_log.removeFilter(recorder)
@@ -270,27 +347,7 @@ class KafkaConsumerAdapter:
     def __init__(self, settings: WorkerSettings) -> None:
         """Connect and bootstrap. Raises `BrokerUnavailableError` or `KafkaConfigError`."""
         self._settings = settings
-        options = {
-            **connection_options(settings),
-            "client_id": f"claims-worker.{settings.worker_id}",
-            "group_id": settings.group_id,
-            "group_instance_id": settings.group_instance_id,
-            "enable_auto_commit": False,
-            "auto_offset_reset": "earliest",
-            "isolation_level": (
-                "read_committed" if settings.delivery is DeliveryMode.EXACTLY_ONCE else "read_uncommitted"
-            ),
-            "partition_assignment_strategy": [CooperativeStickyAssignor],
-            "max_poll_records": settings.batch_max_records,
-            "max_poll_interval_ms": settings.max_poll_interval_ms,
-            "session_timeout_ms": settings.session_timeout_ms,
-            "heartbeat_interval_ms": settings.heartbeat_interval_ms,
-            "fetch_min_bytes": settings.fetch_min_bytes,
-            "fetch_max_wait_ms": settings.fetch_max_wait_ms,
-            "fetch_max_bytes": settings.fetch_max_bytes,
-            "max_partition_fetch_bytes": settings.max_partition_fetch_bytes,
-            "allow_auto_create_topics": False,
-        }
+        options = consumer_options(settings)
         self._consumer: Any = _construct(lambda: KafkaConsumer(**options))
 
     @property
@@ -377,22 +434,7 @@ class KafkaProducerAdapter:
         self._transactional = settings.delivery is DeliveryMode.EXACTLY_ONCE
         self._pending: list[Any] = []
         self._sent = 0
-        options: dict[str, Any] = {
-            **connection_options(settings),
-            "client_id": f"claims-worker.{settings.worker_id}",
-            "acks": "all",
-            "enable_idempotence": True,
-            "linger_ms": settings.producer_linger_ms,
-            "batch_size": settings.producer_batch_bytes,
-            "compression_type": None if settings.producer_compression == "none" else settings.producer_compression,
-            "max_request_size": settings.producer_max_request_bytes,
-            "delivery_timeout_ms": settings.delivery_timeout_ms,
-            "max_block_ms": min(settings.request_timeout_ms, 30_000),
-            "allow_auto_create_topics": False,
-        }
-        if self._transactional:
-            options["transactional_id"] = settings.transactional_id
-            options["transaction_timeout_ms"] = settings.transaction_timeout_ms
+        options = producer_options(settings)
         self._producer: Any = _construct(lambda: KafkaProducer(**options))
         if self._transactional:
             try:

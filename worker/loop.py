@@ -21,16 +21,17 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from rules.engine import RuleEngine
 from rules.pipeline import evaluate_record
-from schemas.parsing import DEFAULT_MAX_BYTES, DeadLetter, DeadLetterReason
-from schemas.verdict import ClaimValidated, Outcome, SourceRecord
+from schemas.parsing import DEFAULT_MAX_BYTES, DeadLetter
+from schemas.verdict import Outcome
+from worker.evaluator import Evaluate, Evaluated, EvaluatorError, ProcessEvaluator, RecordItem, evaluate_value
 from worker.exit_codes import ExitCode
 from worker.kafka_io import (
     BrokerUnavailableError,
@@ -58,22 +59,13 @@ DLQ_SOURCE_TOPIC = "dlq.source.topic"
 DLQ_SOURCE_PARTITION = "dlq.source.partition"
 DLQ_SOURCE_OFFSET = "dlq.source.offset"
 DLQ_WORKER_ID = "dlq.worker_id"
+# What a dead letter left out of its copy of the original record, e.g. `value=10485500` (see `_bounded_copy`).
+DLQ_OMITTED = "dlq.omitted"
+# Room kept for the dlq.* headers and Kafka's record overhead when copying a record of the worker's size limit.
+DLQ_HEADROOM_BYTES = 8 * 1024
 
 _DLQ_ERROR_MAX_CHARS = 200
 _CLOSE_TIMEOUT_S = 10.0
-_serialize_verdict = ClaimValidated.__pydantic_serializer__.to_json
-
-
-class Evaluate(Protocol):
-    def __call__(
-        self,
-        raw: bytes,
-        engine: RuleEngine,
-        *,
-        validated_at: dt.datetime,
-        source: SourceRecord | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> ClaimValidated | DeadLetter: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +122,7 @@ class ValidationLoop:
 
     The consumer must already be subscribed (its rebalance listener sharing `pending`). `producer_factory`
     builds a replacement producer after a non-retriable producer error (None: such an error ends the loop).
+    `evaluator` runs the rules in child processes (see `worker.evaluator`); None runs them in this thread.
     """
 
     def __init__(
@@ -145,6 +138,7 @@ class ValidationLoop:
         health: HealthState | None = None,
         pending: PendingOffsets | None = None,
         evaluate: Evaluate = evaluate_record,
+        evaluator: ProcessEvaluator | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
@@ -161,6 +155,7 @@ class ValidationLoop:
         self._health = HealthState() if health is None else health
         self._pending = PendingOffsets() if pending is None else pending
         self._evaluate = evaluate
+        self._evaluator = evaluator
         self._clock = clock
         self._wall_clock = wall_clock
         self._backoff = (
@@ -267,11 +262,7 @@ class ValidationLoop:
         self, producer: ProducerPort, batch: Mapping[TopicPartition, Sequence[Record]], stats: BatchStats
     ) -> None:
         # The hot path: no logging at info, no metric calls, locals bound once.
-        evaluate = self._evaluate
-        engine = self._engine
         send = producer.send
-        perf = time.perf_counter
-        max_bytes = self._options.max_record_bytes
         pass_topic = self._options.pass_topic
         fail_topic = self._options.fail_topic
         outcomes = stats.outcomes
@@ -280,55 +271,77 @@ class ValidationLoop:
         timestamps = stats.record_timestamps_ms
         fail = Outcome.FAIL
         debug = self._debug
-        validated_at = dt.datetime.now(dt.UTC)
         count = 0
-        for tp, records in batch.items():
-            topic = tp.topic
-            partition = tp.partition
-            for record in records:
-                count += 1
-                began = perf()
-                try:
-                    result = evaluate(
-                        record.value if record.value is not None else b"",
-                        engine,
-                        validated_at=validated_at,
-                        source=SourceRecord(topic=topic, partition=partition, offset=record.offset),
-                        max_bytes=max_bytes,
+        for record, evaluated in self._evaluated(batch):
+            count += 1
+            durations.append(evaluated.duration_s)
+            timestamps.append(record.timestamp)
+            outcome = evaluated.outcome
+            letter = evaluated.dead_letter
+            if outcome is None or letter is not None:
+                if letter is not None:
+                    stats.dead_letters[letter.reason] += 1
+                    self._dead_letter(producer, record, letter)
+                continue
+            outcomes[outcome] += 1
+            for key in evaluated.findings:
+                findings[key] += 1
+            if outcome is fail:
+                send(fail_topic, key=evaluated.claim_id.encode(), value=evaluated.value, headers=None)
+                if debug:
+                    self._log.debug(
+                        "claim.failed",
+                        claim_id=evaluated.claim_id,
+                        rule_ids=[rule_id for rule_id, _ in evaluated.findings],
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
                     )
-                    value = _serialize_verdict(result) if isinstance(result, ClaimValidated) else None
-                except Exception as error:  # noqa: BLE001 - one bad claim must never stop the worker
-                    result = DeadLetter(DeadLetterReason.INTERNAL_ERROR, f"worker failed: {type(error).__name__}")
-                    value = None
-                durations.append(perf() - began)
-                timestamps.append(record.timestamp)
-                if value is not None and isinstance(result, ClaimValidated):
-                    outcome = result.outcome
-                    outcomes[outcome] += 1
-                    for finding in result.findings:
-                        findings[(finding.rule_id, finding.severity.value)] += 1
-                    if outcome is fail:
-                        send(fail_topic, key=result.claim_id.encode(), value=value, headers=None)
-                        if debug:
-                            self._log.debug(
-                                "claim.failed",
-                                claim_id=result.claim_id,
-                                rule_ids=[finding.rule_id for finding in result.findings],
-                                topic=topic,
-                                partition=partition,
-                                offset=record.offset,
-                            )
-                    else:
-                        send(pass_topic, key=result.claim_id.encode(), value=value, headers=None)
-                elif isinstance(result, DeadLetter):
-                    stats.dead_letters[result.reason] += 1
-                    self._dead_letter(producer, record, result)
+            else:
+                send(pass_topic, key=evaluated.claim_id.encode(), value=evaluated.value, headers=None)
         stats.records = count
+
+    def _evaluated(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> Iterator[tuple[Record, Evaluated]]:
+        """Each record of the batch with its result, in order: from the evaluator processes or in this thread."""
+        validated_at = dt.datetime.now(dt.UTC)
+        max_bytes = self._options.max_record_bytes
+        evaluate = self._evaluate
+        engine = self._engine
+        evaluator = self._evaluator
+        if evaluator is None or sum(len(records) for records in batch.values()) < evaluator.min_batch_records:
+            for tp, records in batch.items():
+                topic = tp.topic
+                partition = tp.partition
+                for record in records:
+                    value = record.value
+                    item = (value if value is not None else b"", topic, partition, record.offset)
+                    yield record, evaluate_value(evaluate, engine, item, validated_at, max_bytes)
+            return
+        records = [record for records in batch.values() for record in records]
+        items: list[RecordItem] = [
+            (record.value if record.value is not None else b"", tp.topic, tp.partition, record.offset)
+            for tp, records_of in batch.items()
+            for record in records_of
+        ]
+        done = 0
+        try:
+            for chunk in evaluator.evaluate(items, validated_at=validated_at, max_bytes=max_bytes):
+                for evaluated in chunk:
+                    yield records[done], evaluated
+                    done += 1
+        except EvaluatorError as error:
+            # Nothing of this batch is committed yet: evaluate the rest here, and from now on always here.
+            self._log.error("evaluator.failed", error=str(error), evaluated_records=done)
+            self._evaluator = None
+            evaluator.close(timeout_s=1.0)
+            for index in range(done, len(items)):
+                yield records[index], evaluate_value(evaluate, engine, items[index], validated_at, max_bytes)
 
     def _dead_letter(self, producer: ProducerPort, record: Record, letter: DeadLetter) -> None:
         error = letter.error[:_DLQ_ERROR_MAX_CHARS]
-        headers: Headers = [*record.headers] if record.headers else []
-        headers += [
+        key, value, original_headers, omitted = _bounded_copy(record, self._options.max_record_bytes)
+        headers: Headers = [
+            *original_headers,
             (DLQ_REASON, letter.reason.value.encode()),
             (DLQ_ERROR, error.encode()),
             (DLQ_SOURCE_TOPIC, record.topic.encode()),
@@ -336,10 +349,11 @@ class ValidationLoop:
             (DLQ_SOURCE_OFFSET, str(record.offset).encode()),
             (DLQ_WORKER_ID, self._worker_id_header),
         ]
-        value = record.value
-        if value is None and record.key is None:
+        if omitted:
+            headers.append((DLQ_OMITTED, omitted.encode()))
+        if value is None and key is None:
             value = b""  # a record needs a key or a value; an empty one stands for "no value"
-        producer.send(self._options.dlq_topic, key=record.key, value=value, headers=headers)
+        producer.send(self._options.dlq_topic, key=key, value=value, headers=headers)
         self._log.warning(
             "claim.dead_lettered",
             reason=letter.reason.value,
@@ -348,6 +362,7 @@ class ValidationLoop:
             partition=record.partition,
             offset=record.offset,
             claim_id=_key_text(record.key),
+            omitted=omitted or None,
         )
 
     # --- committing -------------------------------------------------------------------------------------------
@@ -558,8 +573,38 @@ def _key_text(key: bytes | None) -> str | None:
     return key[:64].decode("utf-8", errors="replace")
 
 
+def _bounded_copy(record: Record, max_record_bytes: int) -> tuple[bytes | None, bytes | None, Headers, str]:
+    """The key, value and headers a dead letter copies, and what it left out ("" when nothing).
+
+    A record the broker accepted on the input topic can be too big to write again with dead-letter headers (a
+    `too_large` value just under the broker's limit, or any value within a few hundred bytes of it). Such a copy
+    would fail its batch on every retry: the worker would exit, restart, and fail on the same record for ever.
+    So a copy is at most `max_record_bytes` minus some headroom: the value is left out first, then the original
+    headers, then the key; the original stays in the input topic, at the coordinates of the dlq.source.* headers.
+    """
+    budget = max_record_bytes - min(DLQ_HEADROOM_BYTES, max_record_bytes // 16)
+    key, value = record.key, record.value
+    headers: Headers = [*record.headers] if record.headers else []
+
+    def size() -> int:
+        return len(key or b"") + len(value or b"") + sum(len(name) + len(data or b"") for name, data in headers)
+
+    omitted: list[str] = []
+    if size() > budget and value:
+        omitted.append(f"value={len(value)}")
+        value = b""
+    if size() > budget and headers:
+        omitted.append(f"headers={len(headers)}")
+        headers = []
+    if size() > budget and key:
+        omitted.append(f"key={len(key)}")
+        key = None
+    return key, value, headers, ",".join(omitted)
+
+
 __all__ = [
     "DLQ_ERROR",
+    "DLQ_OMITTED",
     "DLQ_REASON",
     "DLQ_SOURCE_OFFSET",
     "DLQ_SOURCE_PARTITION",

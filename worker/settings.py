@@ -113,6 +113,9 @@ class WorkerSettings(BaseSettings):
     # load a poll returns what has arrived, so this bounds catch-up batches, not latency.
     batch_max_records: Annotated[int, Field(ge=1, le=100_000)] = 2000
     poll_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 250
+    # Child processes that run the rules beside the Kafka IO (worker/evaluator.py); 0 runs them in the loop's
+    # thread. One child lets the rules use a second core: on a single-core pod set 0.
+    evaluator_processes: Annotated[int, Field(ge=0, le=16)] = 1
 
     # --- Consumer tuning --------------------------------------------------------------------------------------
     max_poll_interval_ms: PositiveInt = 300_000

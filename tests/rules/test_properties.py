@@ -84,8 +84,9 @@ def claims(draw: st.DrawFn) -> dict[str, Any]:
     claim_type = draw(st.sampled_from(["professional", "institutional"]))
     document: dict[str, Any] = {
         "schema_version": 1,
-        "event_id": draw(st.text(min_size=1, max_size=20)),
-        "claim_id": draw(st.text(min_size=1, max_size=20)),
+        # Any text an identifier may hold: no control characters (schemas.claim.IDENTIFIER_PATTERN).
+        "event_id": draw(st.text(st.characters(exclude_categories=["Cc"]), min_size=1, max_size=20)),
+        "claim_id": draw(st.text(st.characters(exclude_categories=["Cc"]), min_size=1, max_size=20)),
         "claim_type": claim_type,
         "payer": {
             "id": draw(st.sampled_from(["EXAMPLE-COMMERCIAL-1", "MCR", "ANY-PAYER"])),

@@ -1,0 +1,162 @@
+"""The benchmark report: its required keys, the medians, and the table with the ratios the issue asks for."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# The keys issue 7 requires in reports/bench.json, with their types.
+REQUIRED_KEYS: Mapping[str, type | tuple[type, ...]] = {
+    "rules_claims_per_s": (int, float),
+    "passthrough_msgs_per_s": (int, float),
+    "worker_alos_claims_per_s": (int, float),
+    "worker_eos_claims_per_s": (int, float),
+    "latency_p50_ms": (int, float),
+    "latency_p95_ms": (int, float),
+    "latency_p99_ms": (int, float),
+    "worker_peak_rss_mb": (int, float),
+    "two_workers_speedup": (int, float),
+    "confluent_passthrough_msgs_per_s": (int, float),
+    "versions": dict,
+    "cpu_model": str,
+    "cpu_count": int,
+}
+
+# Issue 7's targets: (key or ratio name, comparison, bound).
+TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("alos_vs_passthrough", ">=", 0.80),
+    ("eos_vs_passthrough", ">=", 0.70),
+    ("rules_claims_per_s", ">=", 30_000),
+    ("latency_p99_ms", "<=", 100),
+    ("worker_peak_rss_mb", "<=", 150),
+)
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        raise ValueError("no repetitions")
+    return float(statistics.median(values))
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted values (`fraction` in 0..1)."""
+    if not sorted_values:
+        raise ValueError("no values")
+    rank = max(1, round(fraction * len(sorted_values) + 0.5 - 1e-9))
+    return float(sorted_values[min(rank, len(sorted_values)) - 1])
+
+
+def ratios(report: Mapping[str, Any]) -> dict[str, float | None]:
+    """worker / client ceiling, exactly_once / at_least_once, two workers / one, and the librdkafka reference."""
+
+    def ratio(numerator: str, denominator: str) -> float | None:
+        top, bottom = report.get(numerator), report.get(denominator)
+        if not isinstance(top, int | float) or not isinstance(bottom, int | float) or bottom <= 0:
+            return None
+        return round(top / bottom, 3)
+
+    return {
+        "alos_vs_passthrough": ratio("worker_alos_claims_per_s", "passthrough_msgs_per_s"),
+        "eos_vs_passthrough": ratio("worker_eos_claims_per_s", "passthrough_msgs_per_s"),
+        "eos_vs_alos": ratio("worker_eos_claims_per_s", "worker_alos_claims_per_s"),
+        "two_workers_vs_one": report.get("two_workers_speedup"),
+        "passthrough_vs_confluent": ratio("passthrough_msgs_per_s", "confluent_passthrough_msgs_per_s"),
+    }
+
+
+def missing_keys(report: Mapping[str, Any]) -> list[str]:
+    """Required keys that are absent or of the wrong type (empty when the report is complete)."""
+    problems = []
+    for key, kind in REQUIRED_KEYS.items():
+        value = report.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, kind):
+            problems.append(key)
+    return problems
+
+
+def target_results(report: Mapping[str, Any]) -> list[tuple[str, str, float, float | None, bool | None]]:
+    """(name, comparison, bound, measured, met) per target; met is None when the figure is missing."""
+    values = {**report, **ratios(report)}
+    results = []
+    for name, comparison, bound in TARGETS:
+        measured = values.get(name)
+        if not isinstance(measured, int | float):
+            results.append((name, comparison, bound, None, None))
+            continue
+        met = measured >= bound if comparison == ">=" else measured <= bound
+        results.append((name, comparison, bound, float(measured), met))
+    return results
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value < 100:
+        return f"{value:.2f}{unit}"
+    return f"{value:,.0f}{unit}"
+
+
+def render_table(report: Mapping[str, Any]) -> str:
+    """The Markdown table printed at the end of a run (and pasted into the README)."""
+    r = ratios(report)
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    rows = [
+        ("rules alone (one core, bytes in, verdict bytes out)", _fmt(report.get("rules_claims_per_s")), "claims/s", ""),
+        (
+            "client ceiling: kafka-python pass-through",
+            _fmt(report.get("passthrough_msgs_per_s")),
+            "msgs/s",
+            "100%",
+        ),
+        (
+            "worker, at_least_once",
+            _fmt(report.get("worker_alos_claims_per_s")),
+            "claims/s",
+            f"{pct(r['alos_vs_passthrough'])} of pass-through",
+        ),
+        (
+            "worker, exactly_once",
+            _fmt(report.get("worker_eos_claims_per_s")),
+            "claims/s",
+            f"{pct(r['eos_vs_passthrough'])} of pass-through, {pct(r['eos_vs_alos'])} of at_least_once",
+        ),
+        (
+            "latency at half load, p50 / p95 / p99",
+            " / ".join(_fmt(report.get(key)) for key in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")),
+            "ms",
+            f"at {_fmt(report.get('latency_rate_per_s'))} claims/s",
+        ),
+        (
+            "worker peak RSS, its processes together (at_least_once drain)",
+            _fmt(report.get("worker_peak_rss_mb")),
+            "MB",
+            f"main process {_fmt(report.get('worker_main_process_peak_rss_mb'))} MB, "
+            f"PSS {_fmt(report.get('worker_peak_pss_mb'))} MB, "
+            f"per-process RSS summed {_fmt(report.get('worker_sum_of_peak_rss_mb'))} MB",
+        ),
+        (
+            "two workers, one group",
+            _fmt(report.get("two_workers_claims_per_s")),
+            "claims/s",
+            f"{_fmt(report.get('two_workers_speedup'))}x one worker",
+        ),
+        (
+            "reference: confluent-kafka pass-through",
+            _fmt(report.get("confluent_passthrough_msgs_per_s")),
+            "msgs/s",
+            f"kafka-python at {pct(r['passthrough_vs_confluent'])} of it",
+        ),
+    ]
+    lines = ["| measurement | median | unit | ratio |", "|---|---:|---|---|"]
+    lines += [f"| {name} | {value} | {unit} | {note} |" for name, value, unit, note in rows]
+    targets = []
+    for name, comparison, bound, measured, met in target_results(report):
+        shown = "-" if measured is None else (f"{measured:.0%}" if bound < 1 else _fmt(measured))
+        bound_text = f"{bound:.0%}" if bound < 1 else _fmt(bound)
+        verdict = "not measured" if met is None else ("met" if met else "NOT met")
+        targets.append(f"- {name} {comparison} {bound_text}: {shown} ({verdict})")
+    return "\n".join(lines) + "\n\nTargets (issue 7):\n" + "\n".join(targets) + "\n"

@@ -1,0 +1,99 @@
+"""Rules alone: bytes in, verdict bytes out, in one process pinned to one core (no Kafka).
+
+    python -m bench.rules_alone --count 50000 --seed 20261127 --repetitions 5
+
+Runs what the worker runs per record (`rules.pipeline.evaluate_record` with the record's Kafka coordinates,
+then the verdict's JSON serialisation) over the generated claims and over the 19 example lines as they are
+(equal weights, the authors' first measurement). Rates are claims per CPU-second of this process (see
+`measure`). Prints one JSON line with the rates of every repetition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from bench.claims import DEFAULT_SEED, generate, load_templates
+
+
+def _pin_to_one_core() -> int | None:
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[-1]})
+    except (AttributeError, OSError):
+        return None
+    return cpus[-1]
+
+
+def measure(values: Sequence[bytes], repetitions: int) -> tuple[list[float], list[float], Counter[str]]:
+    """(claims per CPU-second, claims per wall-clock second) of each repetition, and the outcome counts.
+
+    The CPU-time rate is the headline: on a shared machine the wall-clock rate also counts the time other
+    processes had the core; on an idle core the two agree.
+    """
+    from rules.engine import load_engine  # noqa: PLC0415
+    from rules.pipeline import evaluate_record  # noqa: PLC0415
+    from schemas.parsing import DeadLetter  # noqa: PLC0415
+    from schemas.verdict import ClaimValidated, SourceRecord  # noqa: PLC0415
+
+    engine = load_engine()
+    gc.freeze()  # as `claims-worker validate` and the worker do once the engine is loaded
+    serialise = ClaimValidated.__pydantic_serializer__.to_json
+    rates: list[float] = []
+    wall_rates: list[float] = []
+    outcomes: Counter[str] = Counter()
+    for repetition in range(repetitions):
+        validated_at = dt.datetime.now(dt.UTC)
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        for offset, raw in enumerate(values):
+            result = evaluate_record(
+                raw, engine, validated_at=validated_at, source=SourceRecord(topic="bench", partition=0, offset=offset)
+            )
+            if isinstance(result, ClaimValidated):
+                serialise(result)
+        elapsed = time.perf_counter() - started
+        rates.append(round(len(values) / (time.process_time() - cpu_started), 1))
+        wall_rates.append(round(len(values) / elapsed, 1))
+        if repetition == 0:
+            for raw in values:
+                result = evaluate_record(raw, engine, validated_at=validated_at)
+                outcomes["dead_letter" if isinstance(result, DeadLetter) else result.outcome.value] += 1
+    return rates, wall_rates, outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--count", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--repetitions", type=int, default=5)
+    args = parser.parse_args(argv)
+    core = _pin_to_one_core()
+    generated = [value for _, value in generate(args.count, args.seed)]
+    templates = [template.raw for template in load_templates()]
+    examples = (templates * (args.count // len(templates) + 1))[: args.count]
+    gc.collect()
+    rates, wall_rates, outcomes = measure(generated, args.repetitions)
+    example_rates, _, _ = measure(examples, args.repetitions)
+    result: dict[str, Any] = {
+        "core": core,
+        "claims": args.count,
+        "generated_rates": rates,  # claims per CPU-second
+        "generated_wall_rates": wall_rates,
+        "examples_rates": example_rates,
+        "generated_outcomes": dict(outcomes),
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

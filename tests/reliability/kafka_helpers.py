@@ -1,0 +1,71 @@
+"""Helpers of the Kafka-path reliability and security tests: topics that take 10 MiB records, a producer that sends
+them, a worker's peak RSS, and outputs keyed by the input they answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from chaos.ledger import source_of
+from tests.worker.conftest import Output, Topics
+
+# The local broker allows 10 MiB (KAFKA_MESSAGE_MAX_BYTES); the topics say so too, for a broker configured lower.
+TOPIC_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+PRODUCER_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
+def hostile_topics(new_topic: Callable[..., str], *, input_partitions: int = 2) -> Topics:
+    big = {"max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES)}
+    return Topics(
+        input=new_topic("in", partitions=input_partitions, config=big),
+        passed=new_topic("pass", partitions=1),
+        failed=new_topic("fail", partitions=1),
+        dlq=new_topic("dlq", partitions=1, config=big),
+    )
+
+
+def publish_large(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
+    """Like `publish`, with a request size that lets values up to the topic's 10 MiB through."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+    )
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in records]
+        producer.flush(timeout=120)
+        placed = [future.get(timeout=1) for future in futures]
+    finally:
+        producer.close(timeout=10)
+    return [(metadata.partition, metadata.offset) for metadata in placed]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for pid {pid}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    kind: str  # pass, fail or dlq
+    output: Output
+
+
+def answers_by_input(topics: Topics, outputs: list[Output]) -> dict[tuple[int, int], list[Answer]]:
+    """Outputs grouped by the (partition, offset) of the input they answer."""
+    kinds = {topics.passed: "pass", topics.failed: "fail", topics.dlq: "dlq"}
+    grouped: dict[tuple[int, int], list[Answer]] = {}
+    for output in outputs:
+        source = source_of(output.value, list(output.headers.items()))
+        assert source is not None, f"an output names no input: {output.topic}@{output.offset}"
+        topic, partition, offset = source
+        assert topic == topics.input
+        grouped.setdefault((partition, offset), []).append(Answer(kinds[output.topic], output))
+    return grouped

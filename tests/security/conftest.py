@@ -1,0 +1,95 @@
+"""A broker with SASL/SCRAM-SHA-256 and TLS listeners for the worker's security tests, and helpers around it.
+
+The broker is `scripts/kafka-local` with its extra listeners on free ports, certificates made with keytool in a
+temporary directory (tests/kafka/security.py); it runs once for this package and is wiped afterwards. Topics are
+created, and inputs published and read back, on its PLAINTEXT port: only the worker uses the secured listeners.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+
+from tests.kafka.security import SecureBroker, free_ports, make_broker_tls, make_ca
+from tests.worker.conftest import Topics, WorkerProcess
+
+# Distinctive, so that a search of logs and errors for them cannot match anything else.
+WORKER_PASSWORD = "Pw-4f1d9c7e-right-SCRAM"
+WRONG_PASSWORD = "Pw-0b7a33e2-wrong-SCRAM"
+SCRAM_USERS = {"worker": WORKER_PASSWORD}
+
+
+@pytest.fixture(scope="package")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    certs = tmp_path_factory.mktemp("tls")
+    tls = make_broker_tls(certs / "broker", make_ca(certs / "ca", "claims-security-test-ca"))
+    port, sasl_port, ssl_port, sasl_ssl_port = free_ports(4)
+    broker = SecureBroker(
+        port=port, sasl_port=sasl_port, ssl_port=ssl_port, sasl_ssl_port=sasl_ssl_port, tls=tls, scram_users=SCRAM_USERS
+    )
+    try:
+        started = broker.start()
+        if started.returncode != 0 or not started.stdout.strip().endswith(f"bootstrap={broker.bootstrap}"):
+            pytest.fail(
+                f"scripts/kafka-local start with SASL/SSL listeners exited {started.returncode}\n"
+                f"--- stderr ---\n{started.stderr[-3000:]}",
+                pytrace=False,
+            )
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="package")
+def untrusted_ca_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA that did not sign the broker's certificate."""
+    return make_ca(tmp_path_factory.mktemp("other-ca"), "not-the-brokers-ca").pem
+
+
+@pytest.fixture
+def secure_topics(secure_broker: SecureBroker) -> Iterator[Topics]:
+    admin = KafkaAdminClient(bootstrap_servers=secure_broker.bootstrap, client_id="tests-security-topics")
+    base = f"t.security.{uuid.uuid4().hex[:8]}"
+    topics = Topics(input=f"{base}.in", passed=f"{base}.pass", failed=f"{base}.fail", dlq=f"{base}.dlq")
+    names = [topics.input, *topics.outputs]
+    try:
+        admin.create_topics(
+            {name: {"num_partitions": 2, "replication_factor": 1} for name in names}, wait_for_metadata=True
+        )
+        yield topics
+        with contextlib.suppress(Exception):  # the broker is wiped after the package anyway
+            admin.delete_topics(names)
+    finally:
+        admin.close()
+
+
+StartSecureWorker = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def start_secure_worker(tmp_path: Path) -> Iterator[StartSecureWorker]:
+    """Start `claims-worker run` against `bootstrap` with `settings` as CLAIMS_* variables; killed afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(bootstrap: str, topics: Topics, **settings: str) -> WorkerProcess:
+        worker = WorkerProcess(bootstrap, topics, tmp_path / f"worker-{len(started)}.log", **settings)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def sasl_settings(password: str) -> dict[str, str]:
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_username": "worker",
+        "sasl_password": password,
+    }
