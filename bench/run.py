@@ -47,6 +47,7 @@ from bench.kafka import (
     preload,
     wait_drained,
 )
+from bench.latency import WARM_UP_S
 from bench.report import median, missing_keys, ratios, render_table, target_results
 
 REPORT = REPO_ROOT / "reports" / "bench.json"
@@ -182,7 +183,7 @@ def latency_run(
         command = [
             sys.executable, "-m", "bench.latency", "--bootstrap", bootstrap, "--input", topic,
             "--outputs", ",".join(topics.outputs), "--rate", str(rate),
-            "--count", str(max(int(rate * duration_s), 100)), "--seed", str(seed + 1),
+            "--count", str(max(int(rate * (duration_s + WARM_UP_S)), 100)), "--seed", str(seed + 1),
         ]  # fmt: skip
         result = _run_json(command, env=_bench_deps_env())
         process.sample_rss()
@@ -411,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         maximum = report.get("worker_alos_claims_per_s")
         rate = maximum / 2 if maximum else float(os.environ.get("BENCH_LATENCY_RATE", "2000"))
         say(f"4/7 latency at {rate:,.0f} claims/s for {args.latency_s:.0f}s (at_least_once)")
+        load_before = [round(value, 2) for value in os.getloadavg()]
         result = latency_run(bootstrap, args.seed, rate, args.latency_s, "at_least_once", worker_env=worker_env)
+        result["load_average_at_start"] = load_before
         say(f"  {json.dumps(result)}")
         report["latency"] = result
         report["latency_rate_per_s"] = result["rate_per_s"]
@@ -427,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         for name, comparison, bound, measured, met in target_results(report)
     ]
     report["seconds"] = round(time.time() - started, 1)
+    # This machine may be shared: a load average well above the cores used by the bench itself marks a noisy run.
+    report["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
     missing = missing_keys(report)
     report["complete"] = not missing
 
