@@ -67,7 +67,8 @@ def run_worker(settings: WorkerSettings, *, install_signals: bool = True) -> Exi
     health = HealthState(stall_after_s=settings.max_outage_s + settings.request_timeout_ms / 1000 + 60.0)
     try:
         engine = _load_engine(settings)
-        # Forked now, before the probe server's and Kafka's threads exist (see worker/evaluator.py).
+        # Forked now, before the probe server's and Kafka's threads exist (see worker/evaluator.py); the signal
+        # watcher thread exists, but holds no lock while it waits for a signal.
         evaluator = start_evaluator(engine, settings.evaluator_processes)
     except StartupError as error:
         log.error("worker.start_failed", reason=str(error), exit_code=int(error.exit_code))

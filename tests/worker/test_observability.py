@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import signal
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +15,6 @@ from prometheus_client import CollectorRegistry
 from schemas.parsing import DeadLetterReason
 from schemas.verdict import Outcome, RuleSetRef
 from tests.worker.conftest import json_lines
-from worker.exit_codes import ExitCode
 from worker.kafka_io import TopicPartition
 from worker.logs import REDACTED, configure_logging, resolve_format
 from worker.metrics import MAX_RULE_LABELS, WorkerMetrics
@@ -26,7 +22,6 @@ from worker.observer import BatchStats
 from worker.probes import HealthState, ProbeServer
 from worker.retry import Backoff, BrokerOutageError, OutageClock
 from worker.settings import LogFormat
-from worker.shutdown import ShutdownSignal, install_signal_handlers
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -218,61 +213,3 @@ def test_a_failed_blocking_call_counts_from_when_it_started() -> None:
     outage = OutageClock(max_outage_s=10.0, clock=lambda: now[0])
     with pytest.raises(BrokerOutageError):
         outage.failed("flush", started=85.0)
-
-
-# --- shutdown -------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def restore_signal_handlers() -> Iterator[None]:
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
-@pytest.mark.usefixtures("restore_signal_handlers")
-def test_first_signal_requests_a_stop_and_a_later_second_one_exits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [0.0]
-    monkeypatch.setattr("worker.shutdown.time.monotonic", lambda: now[0])
-    monkeypatch.setattr("worker.shutdown._start_watchdog", lambda *args: None)
-    exits: list[int] = []
-    shutdown = ShutdownSignal(grace_s=30.0)
-    install_signal_handlers(shutdown, hard_exit=exits.append)
-
-    os.kill(os.getpid(), signal.SIGTERM)
-    assert shutdown.requested
-    assert exits == []
-
-    os.kill(os.getpid(), signal.SIGTERM)  # the same signal delivered twice (process and process group)
-    assert exits == []
-
-    now[0] = 5.0
-    os.kill(os.getpid(), signal.SIGINT)
-    assert exits == [ExitCode.FORCED_EXIT]
-
-
-@pytest.mark.usefixtures("restore_signal_handlers")
-def test_the_watchdog_forces_the_exit_when_the_grace_period_runs_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("worker.shutdown.WATCHDOG_MARGIN_S", 0.0)
-    exits: list[int] = []
-    shutdown = ShutdownSignal(grace_s=0.05)
-    install_signal_handlers(shutdown, hard_exit=exits.append)
-
-    os.kill(os.getpid(), signal.SIGTERM)
-    for _ in range(200):  # bounded wait for the watchdog thread
-        if exits:
-            break
-        time.sleep(0.01)
-
-    assert exits == [ExitCode.FORCED_EXIT]
-
-
-def test_the_shutdown_deadline_counts_down_from_the_request() -> None:
-    now = [0.0]
-    shutdown = ShutdownSignal(grace_s=20.0, clock=lambda: now[0])
-    assert shutdown.remaining_s() is None
-    assert shutdown.request("test")
-    assert not shutdown.request("again")
-    now[0] = 15.0
-    assert shutdown.remaining_s() == pytest.approx(5.0)
