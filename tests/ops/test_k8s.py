@@ -23,10 +23,20 @@ from worker.settings import WorkerSettings, load_settings, unknown_env_settings
 pytestmark = pytest.mark.timeout(60)
 
 METRICS_PORT = WorkerSettings.model_fields["metrics_port"].default
+# The CPU sizing rule stated in deploy/k8s/deployment.yaml, rounded up from `make bench` (bench/results/2026-11-27.json:
+# worker_cpu_cores 0.42 and evaluator_cpu_cores 0.74 at about 10k claims/s, at_least_once).
+MAIN_PROCESS_CORES = 0.5
+CORES_PER_EVALUATOR_PROCESS = 0.75
 
 
 def literal_env(manifests: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {item["name"]: item["value"] for item in deployment_container(manifests)["env"] if "value" in item}
+
+
+def cpu_cores(quantity: str | float) -> float:
+    """A Kubernetes CPU quantity ("250m", "1", 1.5 as YAML gives it) in cores."""
+    text = str(quantity)
+    return int(text.removesuffix("m")) / 1000 if text.endswith("m") else float(text)
 
 
 def claims_env(manifests: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -115,6 +125,25 @@ def test_pod_runs_as_the_images_non_root_user_with_resources(k8s_manifests: dict
     assert pod["securityContext"]["runAsUser"] == 10001  # Dockerfile: useradd --uid 10001
     assert {"cpu", "memory"} <= set(resources["requests"])
     assert "memory" in resources["limits"]
+
+
+def test_cpu_request_covers_the_main_process_and_every_evaluator_process(
+    k8s_manifests: dict[str, dict[str, Any]],
+) -> None:
+    resources = deployment_container(k8s_manifests)["resources"]
+    env = literal_env(k8s_manifests)
+    # Explicit, so a change of the setting's default cannot leave the request sized for another process count.
+    assert "CLAIMS_EVALUATOR_PROCESSES" in env
+    processes = int(env["CLAIMS_EVALUATOR_PROCESSES"])
+
+    needed = max(1.0, MAIN_PROCESS_CORES + CORES_PER_EVALUATOR_PROCESS * processes)
+    assert cpu_cores(resources["requests"]["cpu"]) >= needed
+
+
+def test_cpu_is_not_limited(k8s_manifests: dict[str, dict[str, Any]]) -> None:
+    limits = deployment_container(k8s_manifests)["resources"].get("limits", {})
+
+    assert "cpu" not in limits  # CFS throttling would stall batches mid-way while the node has idle cores
 
 
 def test_service_exposes_the_metrics_port_of_the_deployments_pods(k8s_manifests: dict[str, dict[str, Any]]) -> None:
