@@ -9,56 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class LocalBroker:
-    """A broker this test session started itself (and must stop)."""
-
-    port: int
-
-    def _env(self) -> dict[str, str]:
-        return {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_PYTHON": sys.executable}
-
-    def start(self) -> str:
-        result = subprocess.run(
-            [str(KAFKA_LOCAL), "start"], env=self._env(), capture_output=True, text=True, timeout=900, check=False
-        )
-        lines = result.stdout.strip().splitlines()
-        if result.returncode != 0 or not lines or not lines[-1].startswith("bootstrap="):
-            pytest.fail(
-                "Could not start the local Kafka broker for the tests "
-                f"(scripts/kafka-local start exited {result.returncode}).\n"
-                "Set CLAIMS_BOOTSTRAP_SERVERS to a running broker or fix the local one.\n"
-                f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}",
-                pytrace=False,
-            )
-        return lines[-1].removeprefix("bootstrap=")
-
-    def stop(self) -> None:
-        subprocess.run(
-            [str(KAFKA_LOCAL), "stop", "--wipe"], env=self._env(), capture_output=True, timeout=120, check=False
-        )
+from tests.kafka.local import LocalBroker
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -68,9 +26,12 @@ def kafka_bootstrap() -> Iterator[str]:
     if configured:
         yield configured
         return
-    broker = LocalBroker(_free_port())
+    broker = LocalBroker(free_port())
     try:
-        yield broker.start()
+        yield broker.start_or_fail(
+            "Could not start the local Kafka broker for the tests.\n"
+            "Set CLAIMS_BOOTSTRAP_SERVERS to a running broker or fix the local one."
+        )
     finally:
         broker.stop()
 

@@ -1,4 +1,5 @@
-"""Test-time TLS material and a local broker with SASL/TLS listeners, for tests/kafka/test_broker_security.py.
+"""Test-time TLS material and a local broker with SASL/TLS listeners, for tests/kafka/test_broker_security.py (the
+broker's behaviour) and tests/security (the worker against it), which start it the same way: `running_secure_broker`.
 
 Certificates are made with the JDK's `keytool` (the broker needs a JDK anyway, so no new dependency) in a
 temporary directory at test time; nothing here is ever committed. The broker is `scripts/kafka-local` with its
@@ -7,22 +8,20 @@ optional extra listeners, on ports of its own, so it never disturbs the session 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
+from tests.kafka.local import BROKER_START_TIMEOUT_S, REPO_ROOT, LocalBroker, run_kafka_local
+from tests.ports import free_ports
 
 KEYTOOL_TIMEOUT_S = 60
-BROKER_START_TIMEOUT_S = 900  # a cold cache fetches the broker's jars with Maven first
-BROKER_STOP_TIMEOUT_S = 120
 
 
 def _keytool() -> str:
@@ -91,29 +90,20 @@ def make_broker_tls(directory: Path, ca: CertificateAuthority, password: str = "
     return BrokerTls(ca=ca, keystore=keystore, password=password)
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free right now (all held open together, so the kernel cannot hand one out twice)."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
+def make_untrusted_ca_pem(directory: Path) -> Path:
+    """The PEM of a new CA in `directory` that signed nothing the broker presents: trusting it must be refused."""
+    return make_ca(directory, "not-the-brokers-ca").pem
 
 
 @dataclass
-class SecureBroker:
+class SecureBroker(LocalBroker):
     """A broker of `scripts/kafka-local` with PLAINTEXT plus SASL_PLAINTEXT, SSL and SASL_SSL listeners."""
 
-    port: int
     sasl_port: int
     ssl_port: int
     sasl_ssl_port: int
     tls: BrokerTls
     scram_users: dict[str, str]
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     @property
     def sasl_bootstrap(self) -> str:
@@ -136,9 +126,7 @@ class SecureBroker:
     def env(self, scram_users: dict[str, str] | None = None) -> dict[str, str]:
         users = self.scram_users if scram_users is None else scram_users
         return {
-            **os.environ,
-            "KAFKA_PORT": str(self.port),
-            "KAFKA_PYTHON": sys.executable,
+            **super().env(),
             "KAFKA_SASL_PORT": str(self.sasl_port),
             "KAFKA_SSL_PORT": str(self.ssl_port),
             "KAFKA_SASL_SSL_PORT": str(self.sasl_ssl_port),
@@ -150,21 +138,29 @@ class SecureBroker:
     def run(
         self, *args: str, timeout_s: float, scram_users: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(KAFKA_LOCAL), *args],
-            env=self.env(scram_users),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        return run_kafka_local(*args, env=self.env(scram_users), timeout_s=timeout_s)
 
     def start(self, scram_users: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """`scripts/kafka-local start`; on the running broker it only re-syncs the SCRAM users from `scram_users`."""
         return self.run("start", timeout_s=BROKER_START_TIMEOUT_S, scram_users=scram_users)
 
-    def stop(self) -> subprocess.CompletedProcess[str]:
-        return self.run("stop", "--wipe", timeout_s=BROKER_STOP_TIMEOUT_S)
+
+@contextmanager
+def running_secure_broker(directory: Path, scram_users: dict[str, str]) -> Iterator[SecureBroker]:
+    """A started `SecureBroker` with `scram_users`, its CA and certificate made in `directory`; wiped on exit.
+
+    Fails the test (no traceback) with the script's output when the broker does not start.
+    """
+    tls = make_broker_tls(directory / "broker", make_ca(directory / "ca", "claims-test-ca"))
+    port, sasl_port, ssl_port, sasl_ssl_port = free_ports(4)  # right before the start: keytool takes seconds
+    broker = SecureBroker(
+        port=port, sasl_port=sasl_port, ssl_port=ssl_port, sasl_ssl_port=sasl_ssl_port, tls=tls, scram_users=scram_users
+    )
+    try:
+        broker.start_or_fail("Could not start scripts/kafka-local with SASL/SSL listeners")
+        yield broker
+    finally:
+        broker.stop()
 
 
 # A client constructed in a child process: kafka-python 3.0.12 leaks sockets (ResourceWarning) and, for the consumer

@@ -23,13 +23,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ScramMechanism
 
-from tests.kafka.security import (
-    SecureBroker,
-    construct_client_in_child,
-    free_ports,
-    make_broker_tls,
-    make_ca,
-)
+from tests.kafka.security import SecureBroker, construct_client_in_child, make_untrusted_ca_pem, running_secure_broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120, func_only=True)]
 
@@ -43,29 +37,14 @@ BOOTSTRAP_FAILED = "kafka.errors.KafkaTimeoutError"
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
-    certs = tmp_path_factory.mktemp("tls")
-    tls = make_broker_tls(certs / "broker", make_ca(certs / "ca", "claims-test-ca"))
-    port, sasl_port, ssl_port, sasl_ssl_port = free_ports(4)  # right before the start: keytool takes seconds
-    secure = SecureBroker(
-        port=port, sasl_port=sasl_port, ssl_port=ssl_port, sasl_ssl_port=sasl_ssl_port, tls=tls, scram_users=USERS
-    )
-    try:
-        started = secure.start()
-        if started.returncode != 0 or not started.stdout.strip().endswith(f"bootstrap={secure.bootstrap}"):
-            pytest.fail(
-                f"scripts/kafka-local start with SASL/SSL listeners exited {started.returncode}\n"
-                f"--- stdout ---\n{started.stdout[-3000:]}\n--- stderr ---\n{started.stderr[-3000:]}",
-                pytrace=False,
-            )
+    with running_secure_broker(tmp_path_factory.mktemp("tls"), USERS) as secure:
         yield secure
-    finally:
-        secure.stop()
 
 
 @pytest.fixture(scope="module")
 def untrusted_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The PEM of a CA that did not sign the broker certificate."""
-    return make_ca(tmp_path_factory.mktemp("other-ca"), "some-other-ca").pem
+    return make_untrusted_ca_pem(tmp_path_factory.mktemp("other-ca"))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import yaml
 
 from tests.ops.conftest import ALERTS, PROMETHEUS_CONFIG, WORKER_JOB
 from tests.ops.dashboards import label_values_query, template_variables
+from tests.ports import free_port
 
 T = TypeVar("T")
 
@@ -36,13 +36,6 @@ SCRAPE_INTERVAL = "1s"
 # room for a late scrape on a busy machine while still showing the burst of a short run.
 RATE_INTERVAL = "10s"
 STEP_S = 1
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout_s: float, diagnostics: Callable[[], str]) -> T:

@@ -3,14 +3,12 @@ them, a worker's peak RSS, and outputs keyed by the input they answer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka import KafkaProducer
-
 from chaos.ledger import source_of
-from tests.worker.conftest import Output, Topics
+from tests.worker.conftest import Output, Topics, publish
 
 # The local broker allows 10 MiB (KAFKA_MESSAGE_MAX_BYTES); the topics say so too, for a broker configured lower.
 TOPIC_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -27,21 +25,9 @@ def hostile_topics(new_topic: Callable[..., str], *, input_partitions: int = 2) 
     )
 
 
-def publish_large(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
+def publish_large(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
     """Like `publish`, with a request size that lets values up to the topic's 10 MiB through."""
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_request_size=PRODUCER_MAX_REQUEST_BYTES,
-    )
-    try:
-        futures = [producer.send(topic, key=key, value=value) for key, value in records]
-        producer.flush(timeout=120)
-        placed = [future.get(timeout=1) for future in futures]
-    finally:
-        producer.close(timeout=10)
-    return [(metadata.partition, metadata.offset) for metadata in placed]
+    return publish(bootstrap, topic, records, flush_timeout_s=120, max_request_size=PRODUCER_MAX_REQUEST_BYTES)
 
 
 def peak_rss_mb(pid: int) -> float:

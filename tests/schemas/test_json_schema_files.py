@@ -38,8 +38,20 @@ def test_verdict_schema_lists_the_closed_finding_categories() -> None:
     validated = json_schema_documents()["claim.validated.v1.json"]
     categories = validated["$defs"]["Category"]["enum"]
     assert categories == [
-        "schema", "code", "drug_code_mismatch", "diagnosis", "units", "waste", "modifier_25", "administration",
-        "documentation", "timely_filing", "prior_authorization", "frequency", "place_of_service", "ndc",
+        "schema",
+        "code",
+        "drug_code_mismatch",
+        "diagnosis",
+        "units",
+        "waste",
+        "modifier_25",
+        "administration",
+        "documentation",
+        "timely_filing",
+        "prior_authorization",
+        "frequency",
+        "place_of_service",
+        "ndc",
     ]
     assert validated["properties"]["outcome"]["$ref"] == "#/$defs/Outcome"
     assert validated["$defs"]["Outcome"]["enum"] == ["pass", "fail", "not_applicable"]

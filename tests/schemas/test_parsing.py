@@ -255,8 +255,18 @@ def test_arbitrary_json_never_raises(document: object) -> None:
 
 
 claim_fields = st.sampled_from(
-    ["event_id", "claim_type", "submitted_on", "payer", "patient", "billing_provider", "place_of_service",
-     "diagnoses", "prior_authorization", "lines"]
+    [
+        "event_id",
+        "claim_type",
+        "submitted_on",
+        "payer",
+        "patient",
+        "billing_provider",
+        "place_of_service",
+        "diagnoses",
+        "prior_authorization",
+        "lines",
+    ]
 )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
-from tests.kafka.security import SecureBroker, free_ports, make_broker_tls, make_ca
+from tests.kafka.security import SecureBroker, make_untrusted_ca_pem, running_secure_broker
 from tests.worker.conftest import Topics, WorkerProcess
 
 # Distinctive, so that a search of logs and errors for them cannot match anything else.
@@ -26,29 +26,14 @@ SCRAM_USERS = {"worker": WORKER_PASSWORD}
 
 @pytest.fixture(scope="package")
 def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
-    certs = tmp_path_factory.mktemp("tls")
-    tls = make_broker_tls(certs / "broker", make_ca(certs / "ca", "claims-security-test-ca"))
-    port, sasl_port, ssl_port, sasl_ssl_port = free_ports(4)
-    broker = SecureBroker(
-        port=port, sasl_port=sasl_port, ssl_port=ssl_port, sasl_ssl_port=sasl_ssl_port, tls=tls, scram_users=SCRAM_USERS
-    )
-    try:
-        started = broker.start()
-        if started.returncode != 0 or not started.stdout.strip().endswith(f"bootstrap={broker.bootstrap}"):
-            pytest.fail(
-                f"scripts/kafka-local start with SASL/SSL listeners exited {started.returncode}\n"
-                f"--- stderr ---\n{started.stderr[-3000:]}",
-                pytrace=False,
-            )
+    with running_secure_broker(tmp_path_factory.mktemp("tls"), SCRAM_USERS) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="package")
 def untrusted_ca_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA that did not sign the broker's certificate."""
-    return make_ca(tmp_path_factory.mktemp("other-ca"), "not-the-brokers-ca").pem
+    return make_untrusted_ca_pem(tmp_path_factory.mktemp("other-ca"))
 
 
 @pytest.fixture

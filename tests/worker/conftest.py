@@ -7,12 +7,11 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition as KafkaTopicPartition
 from prometheus_client import CollectorRegistry
 
+from tests.ports import free_port
 from tests.worker.engines import ScriptedEngine
 from tests.worker.fakes import FakeBroker, FakeConsumer, FakeProducer
 from worker.logs import configure_logging
@@ -168,13 +168,6 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 # --- real broker helpers ------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class Topics:
     input: str
@@ -305,12 +298,22 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[...,
         worker.kill()
 
 
-def publish(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
-    """Send `(key, value)` records; returns the `(partition, offset)` of each, in order."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+def publish(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes]],
+    *,
+    flush_timeout_s: float = 60,
+    **producer_config: Any,
+) -> list[tuple[int, int]]:
+    """Send `(key, value)` records; returns the `(partition, offset)` of each, in order.
+
+    `producer_config` is passed to KafkaProducer on top of `acks="all"` and `linger_ms=5` (e.g. `max_request_size`).
+    """
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **producer_config)
     try:
         futures = [producer.send(topic, key=key, value=value) for key, value in records]
-        producer.flush(timeout=60)
+        producer.flush(timeout=flush_timeout_s)
         placed = [future.get(timeout=1) for future in futures]
     finally:
         producer.close(timeout=10)
@@ -351,17 +354,18 @@ def read_outputs(
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         outputs: list[Output] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and len(outputs) < expected:
-            for records in consumer.poll(timeout_ms=200).values():
+
+        def poll(timeout_ms: int) -> None:
+            for records in consumer.poll(timeout_ms=timeout_ms).values():
                 outputs.extend(
                     Output(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers or [])) for r in records
                 )
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and len(outputs) < expected:
+            poll(200)
         # Anything beyond `expected` (a duplicate) should be visible too: one more short drain.
-        for records in consumer.poll(timeout_ms=500).values():
-            outputs.extend(
-                Output(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers or [])) for r in records
-            )
+        poll(500)
         return outputs
     finally:
         consumer.close()

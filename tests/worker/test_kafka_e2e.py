@@ -15,8 +15,9 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
+from tests.ports import free_port
 from tests.worker import claims
-from tests.worker.conftest import Output, Topics, WorkerProcess, free_port, publish, read_outputs
+from tests.worker.conftest import Output, Topics, WorkerProcess, publish, read_outputs
 from worker.kafka_io import KafkaConsumerAdapter, KafkaProducerAdapter, TopicPartition
 from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_WORKER_ID
 from worker.observer import NullObserver
