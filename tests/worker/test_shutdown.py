@@ -208,6 +208,38 @@ def test_a_process_logging_from_its_main_thread_stops_cleanly_on_sigterm(attempt
     assert b'"event": "worker.stopped"' in lines[-1]
 
 
+# A process whose forced exit does not happen (as if the exit itself hung): the faulthandler backstop ends it.
+_STUCK_EXIT = textwrap.dedent(
+    """
+    import time
+    import worker.shutdown as shutdown_module
+    from worker.shutdown import ShutdownSignal, install_signal_handlers
+
+    shutdown_module.WATCHDOG_MARGIN_S = 0.0
+    install_signal_handlers(ShutdownSignal(grace_s=0.1), hard_exit=lambda code: None, backstop_s=0.5)
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_process_that_outlives_its_forced_exit_is_ended_with_every_thread_stack() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _STUCK_EXIT], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == b"ready\n"
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1
+    assert stderr.startswith(b"Timeout")
+    assert b"(most recent call first)" in stderr  # the stacks that explain the hang
+
+
 def test_the_shutdown_deadline_counts_down_from_the_request() -> None:
     now = [0.0]
     shutdown = ShutdownSignal(grace_s=20.0, clock=lambda: now[0])
