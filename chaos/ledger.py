@@ -8,16 +8,12 @@ batch) do not count; in at_least_once nothing is transactional and every output 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-from kafka import KafkaConsumer
-from kafka.structs import TopicPartition
 
 from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
+from worker.topic_reader import TopicReader, TopicRecord
 
 Coordinates = tuple[str, int, int]  # input topic, partition, offset
 
@@ -66,77 +62,27 @@ class Tally:
         )
 
 
-class TopicReader:
-    """Reads whole topics from the beginning, incrementally, without a group (nothing is committed)."""
+READER = "chaos-reader"
 
-    def __init__(self, bootstrap: str, topics: Iterable[str], *, isolation: str = "read_committed") -> None:
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            client_id="chaos-reader",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level=isolation,
-            request_timeout_ms=30_000,
-            reconnect_backoff_max_ms=1_000,
-        )
-        self._partitions = [
-            TopicPartition(topic, partition) for topic in topics for partition in sorted(self._partitions_of(topic))
-        ]
-        self._consumer.assign(self._partitions)
-        self._consumer.seek_to_beginning(*self._partitions)
 
-    def _partitions_of(self, topic: str) -> set[int]:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            found = self._consumer.partitions_for_topic(topic)
-            if found:
-                return set(found)
-            time.sleep(0.2)
-        raise RuntimeError(f"no metadata for topic {topic}")
-
-    def poll(self, timeout_ms: int = 200) -> list[Any]:
-        records = []
-        for batch in self._consumer.poll(timeout_ms=timeout_ms, max_records=10_000).values():
-            records.extend(batch)
-        return records
-
-    def end_offsets(self) -> dict[TopicPartition, int]:
-        """End offsets (for read_committed: the last stable offsets) of every partition."""
-        ends: dict[TopicPartition, int] = self._consumer.end_offsets(self._partitions, timeout_ms=30_000)
-        return ends
-
-    def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
-        return all(self._consumer.position(tp, timeout_ms=30_000) >= end for tp, end in ends.items())
-
-    def read_to_end(self, timeout_s: float) -> list[Any]:
-        """Everything up to the current end offsets (bounded by `timeout_s`; raises when that is not enough)."""
-        ends = self.end_offsets()
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while not self.caught_up(ends):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read up to {ends} within {timeout_s:.0f}s")
-            records.extend(self.poll(500))
-        return records
-
-    def close(self) -> None:
-        self._consumer.close()
+def answered_input(record: TopicRecord) -> Coordinates | None:
+    """The input an output record answers (see `source_of`)."""
+    return source_of(record.value, record.headers.items())
 
 
 class Progress:
     """Which inputs have an output so far, while a scenario runs (for knowing when it is done, not for the verdict)."""
 
     def __init__(self, bootstrap: str, input_topic: str, output_topics: Iterable[str]) -> None:
-        self._inputs = TopicReader(bootstrap, [input_topic], isolation="read_uncommitted")
-        self._outputs = TopicReader(bootstrap, output_topics)
+        self._inputs = TopicReader(bootstrap, [input_topic], isolation="read_uncommitted", client_id=READER)
+        self._outputs = TopicReader(bootstrap, output_topics, client_id=READER)
         self.answered: set[Coordinates | None] = set()
 
     def input_count(self) -> int:
         return sum(self._inputs.end_offsets().values())
 
     def update(self, timeout_ms: int = 200) -> int:
-        for record in self._outputs.poll(timeout_ms):
-            self.answered.add(source_of(record.value, record.headers))
+        self.answered.update(answered_input(record) for record in self._outputs.poll(timeout_ms))
         return len(self.answered)
 
     def close(self) -> None:
@@ -146,21 +92,12 @@ class Progress:
 
 def final_tally(bootstrap: str, input_topic: str, output_topics: Iterable[str], timeout_s: float = 120.0) -> Tally:
     """Read the whole input topic and every output topic (read_committed) and match them."""
-    inputs_reader = TopicReader(bootstrap, [input_topic], isolation="read_uncommitted")
-    try:
-        inputs = {(record.topic, record.partition, record.offset) for record in inputs_reader.read_to_end(timeout_s)}
-    finally:
-        inputs_reader.close()
-    outputs_reader = TopicReader(bootstrap, output_topics)
-    try:
-        answered = Counter(source_of(record.value, record.headers) for record in outputs_reader.read_to_end(timeout_s))
-    finally:
-        outputs_reader.close()
-    everything_reader = TopicReader(bootstrap, output_topics, isolation="read_uncommitted")
-    try:
-        written = len(everything_reader.read_to_end(timeout_s))
-    finally:
-        everything_reader.close()
+    with TopicReader(bootstrap, [input_topic], isolation="read_uncommitted", client_id=READER) as reader:
+        inputs = {(record.topic, record.partition, record.offset) for record in reader.read_to_end(timeout_s=timeout_s)}
+    with TopicReader(bootstrap, output_topics, client_id=READER) as reader:
+        answered = Counter(answered_input(record) for record in reader.read_to_end(timeout_s=timeout_s))
+    with TopicReader(bootstrap, output_topics, isolation="read_uncommitted", client_id=READER) as reader:
+        written = len(reader.read_to_end(timeout_s=timeout_s))
     tally = Tally.of(inputs, answered)
     tally.aborted = written - tally.outputs
     return tally

@@ -7,13 +7,12 @@
 5. Print the verdicts (claim, outcome, finding codes) and dead letters (reason), and where metrics were served.
 6. Stop what it started (worker, broker; topics on a broker it did not start) and exit 0.
 
-Also holds the helpers the throughput benchmark shares (`LocalBroker`, `read_records`, `free_port`).
+Also holds the helpers the throughput benchmark shares (`LocalBroker`, `free_port`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -29,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from worker.commands.publish import claim_key, read_lines
 from worker.loop import DLQ_ERROR, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION
+from worker.topic_reader import TopicReader, TopicRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
@@ -123,45 +122,12 @@ class DemoTopics:
         }
 
 
-@dataclass(frozen=True)
-class OutputRecord:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-
-    def source(self) -> tuple[int, int]:
-        """(partition, offset) of the input record this output answers."""
-        if DLQ_REASON in self.headers:
-            return int(self.headers[DLQ_SOURCE_PARTITION]), int(self.headers[DLQ_SOURCE_OFFSET])
-        source = json.loads(self.value)["source"]
-        return int(source["partition"]), int(source["offset"])
-
-
-def read_records(bootstrap: str, topics: Sequence[str], *, expected: int, timeout_s: float) -> list[OutputRecord]:
-    """All records of `topics` from the beginning (read_committed), until `expected` arrived or the timeout."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    try:
-        partitions = [
-            KafkaTopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        found: list[OutputRecord] = []
-        deadline = time.monotonic() + timeout_s
-        while len(found) < expected and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=200).values():
-                found.extend(OutputRecord(r.topic, r.key, r.value, dict(r.headers or [])) for r in records)
-        return found
-    finally:
-        consumer.close()
+def _source_of(output: TopicRecord) -> tuple[int, int]:
+    """(partition, offset) of the input an output answers: a dead letter's headers, a verdict's `source`."""
+    if DLQ_REASON in output.headers:
+        return int(output.headers[DLQ_SOURCE_PARTITION]), int(output.headers[DLQ_SOURCE_OFFSET])
+    source = output.json()["source"]
+    return int(source["partition"]), int(source["offset"])
 
 
 def create_topics(bootstrap: str, topics: Sequence[str], *, partitions: int) -> None:
@@ -204,13 +170,13 @@ def scrape(port: int) -> dict[str, float]:
     return samples
 
 
-def _row_for(output: OutputRecord, line: bytes) -> tuple[str, str, str]:
+def _row_for(output: TopicRecord, line: bytes) -> tuple[str, str, str]:
     if DLQ_REASON in output.headers:
         claim = (claim_key(line) or b"").decode() or "(no claim id)"
         reason = output.headers[DLQ_REASON].decode()
         error = output.headers.get(DLQ_ERROR, b"").decode()
         return claim, "dead letter", f"{reason}: {error}"
-    verdict: dict[str, Any] = json.loads(output.value)
+    verdict: dict[str, Any] = output.json()
     codes = sorted({finding["rule_id"] for finding in verdict["findings"]})
     return verdict["claim_id"], verdict["outcome"], ", ".join(codes) or "-"
 
@@ -233,7 +199,7 @@ class DemoRun:
 
     lines: list[bytes]
     placed: list[tuple[int, int]]
-    outputs: list[OutputRecord]
+    outputs: list[TopicRecord]
     metrics: dict[str, float]
     metrics_port: int
     exit_code: int
@@ -259,7 +225,7 @@ def run_demo(examples: Path, *, delivery: str, timeout_s: float) -> int:
             if not started_here:
                 delete_topics(bootstrap, topics.all)
     _report(run, sys.stdout)
-    if len({output.source() for output in run.outputs}) != len(lines):
+    if len({_source_of(output) for output in run.outputs}) != len(lines):
         say(f"only {len(run.outputs)} outputs for {len(lines)} published claims within {timeout_s:.0f}s")
         return 1
     return 0 if run.exit_code == 0 else 1
@@ -297,9 +263,8 @@ def _run_worker(
             [sys.executable, "-m", "worker.cli", "run"], env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
         try:
-            outputs = read_records(
-                bootstrap, (topics.passed, topics.failed, topics.dlq), expected=len(lines), timeout_s=timeout_s
-            )
+            with TopicReader(bootstrap, (topics.passed, topics.failed, topics.dlq), client_id="claims-demo") as reader:
+                outputs = reader.read_until_count(len(lines), timeout_s=timeout_s)
             metrics = _scrape_when_counted(metrics_port, len(lines))
         finally:
             worker.send_signal(signal.SIGTERM)
@@ -318,8 +283,8 @@ def _report(run: DemoRun, out: TextIO) -> None:
         for index, (coordinates, line) in enumerate(zip(run.placed, run.lines, strict=True), 1)
     }
     rows = []
-    for output in sorted(run.outputs, key=lambda candidate: line_at.get(candidate.source(), (0, b""))[0]):
-        index, line = line_at.get(output.source(), (0, b""))
+    for output in sorted(run.outputs, key=lambda candidate: line_at.get(_source_of(candidate), (0, b""))[0]):
+        index, line = line_at.get(_source_of(output), (0, b""))
         claim, outcome, detail = _row_for(output, line)
         rows.append((str(index), claim, outcome, detail))
     out.write(render_table(rows) + "\n\n")

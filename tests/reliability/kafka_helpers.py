@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos.ledger import source_of
-from tests.worker.conftest import Output, Topics, publish
+from chaos.ledger import answered_input
+from tests.worker.conftest import Topics, publish
+from worker.topic_reader import TopicRecord
 
 # The local broker allows 10 MiB (KAFKA_MESSAGE_MAX_BYTES); the topics say so too, for a broker configured lower.
 TOPIC_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -41,15 +42,15 @@ def peak_rss_mb(pid: int) -> float:
 @dataclass(frozen=True)
 class Answer:
     kind: str  # pass, fail or dlq
-    output: Output
+    output: TopicRecord
 
 
-def answers_by_input(topics: Topics, outputs: list[Output]) -> dict[tuple[int, int], list[Answer]]:
+def answers_by_input(topics: Topics, outputs: list[TopicRecord]) -> dict[tuple[int, int], list[Answer]]:
     """Outputs grouped by the (partition, offset) of the input they answer."""
     kinds = {topics.passed: "pass", topics.failed: "fail", topics.dlq: "dlq"}
     grouped: dict[tuple[int, int], list[Answer]] = {}
     for output in outputs:
-        source = source_of(output.value, list(output.headers.items()))
+        source = answered_input(output)
         assert source is not None, f"an output names no input: {output.topic}@{output.offset}"
         topic, partition, offset = source
         assert topic == topics.input

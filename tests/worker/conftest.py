@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import structlog
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.structs import TopicPartition as KafkaTopicPartition
+from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
 from tests.ports import free_port
@@ -33,6 +32,7 @@ from worker.rebalance import PendingOffsets, RebalanceHandler
 from worker.retry import Backoff
 from worker.settings import LogFormat
 from worker.shutdown import ShutdownSignal
+from worker.topic_reader import Isolation, TopicReader, TopicRecord
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INPUT, PASS, FAIL, DLQ = "in", "pass", "fail", "dlq"
@@ -320,52 +320,16 @@ def publish(
     return [(metadata.partition, metadata.offset) for metadata in placed]
 
 
-@dataclass
-class Output:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-
-    def json(self) -> Any:
-        return json.loads(self.value)
-
-
 def read_outputs(
     bootstrap: str,
     topics: tuple[str, ...],
     *,
     expected: int,
     timeout_s: float = 90.0,
-    isolation: str = "read_committed",
-) -> list[Output]:
+    isolation: Isolation = "read_committed",
+) -> list[TopicRecord]:
     """Every record of `topics` (from the beginning), waiting until at least `expected` arrived or the timeout."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", isolation_level=isolation
-    )
-    try:
-        partitions = [
-            KafkaTopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        outputs: list[Output] = []
-
-        def poll(timeout_ms: int) -> None:
-            for records in consumer.poll(timeout_ms=timeout_ms).values():
-                outputs.extend(
-                    Output(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers or [])) for r in records
-                )
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and len(outputs) < expected:
-            poll(200)
+    with TopicReader(bootstrap, topics, isolation=isolation, client_id="tests-reader") as reader:
+        outputs = reader.read_until_count(expected, timeout_s=timeout_s)
         # Anything beyond `expected` (a duplicate) should be visible too: one more short drain.
-        poll(500)
-        return outputs
-    finally:
-        consumer.close()
+        return outputs + reader.poll(500)

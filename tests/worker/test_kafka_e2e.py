@@ -17,12 +17,13 @@ from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from tests.ports import free_port
 from tests.worker import claims
-from tests.worker.conftest import Output, Topics, WorkerProcess, publish, read_outputs
+from tests.worker.conftest import Topics, WorkerProcess, publish, read_outputs
 from worker.kafka_io import KafkaConsumerAdapter, KafkaProducerAdapter, TopicPartition
 from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_WORKER_ID
 from worker.observer import NullObserver
 from worker.rebalance import KafkaRebalanceListener, PendingOffsets, RebalanceHandler
 from worker.settings import load_settings
+from worker.topic_reader import TopicRecord
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
@@ -44,7 +45,7 @@ def mixed_inputs(count_each: int) -> list[tuple[str, bytes | None, bytes]]:
     return inputs
 
 
-def source_of(output: Output) -> tuple[int, int]:
+def source_of(output: TopicRecord) -> tuple[int, int]:
     """The input coordinates an output answers: `source` of a verdict, headers of a dead letter."""
     if DLQ_REASON in output.headers:
         return int(output.headers[DLQ_SOURCE_PARTITION]), int(output.headers[DLQ_SOURCE_OFFSET])
