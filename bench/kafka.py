@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from bench.claims import REPO_ROOT
@@ -88,7 +89,13 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def committed(client: KafkaAdminClient, group: str, topic: str) -> dict[int, int]:
-    offsets = client.list_group_offsets(group).get(group, {})
+    """The group's committed offsets on `topic`; empty while its coordinator is not there yet (a fresh group)."""
+    try:
+        offsets = client.list_group_offsets(group).get(group, {})
+    except KafkaError as error:
+        if not error.retriable:
+            raise
+        return {}
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
