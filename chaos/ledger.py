@@ -7,31 +7,12 @@ batch) do not count; in at_least_once nothing is transactional and every output 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
-from worker.topic_reader import TopicReader, TopicRecord
-
-Coordinates = tuple[str, int, int]  # input topic, partition, offset
-
-
-def source_of(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None) -> Coordinates | None:
-    """The input an output answers, or None when the output names none (which the tally counts as unexpected)."""
-    named = dict(headers or [])
-    try:
-        if DLQ_REASON in named:
-            return (
-                named[DLQ_SOURCE_TOPIC].decode(),
-                int(named[DLQ_SOURCE_PARTITION]),
-                int(named[DLQ_SOURCE_OFFSET]),
-            )
-        source = json.loads(value or b"")["source"]
-        return (str(source["topic"]), int(source["partition"]), int(source["offset"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+from worker.topic_reader import InputCoordinates as Coordinates
+from worker.topic_reader import TopicReader
 
 
 @dataclass
@@ -65,11 +46,6 @@ class Tally:
 READER = "chaos-reader"
 
 
-def answered_input(record: TopicRecord) -> Coordinates | None:
-    """The input an output record answers (see `source_of`)."""
-    return source_of(record.value, record.headers.items())
-
-
 class Progress:
     """Which inputs have an output so far, while a scenario runs (for knowing when it is done, not for the verdict)."""
 
@@ -82,7 +58,7 @@ class Progress:
         return sum(self._inputs.end_offsets().values())
 
     def update(self, timeout_ms: int = 200) -> int:
-        self.answered.update(answered_input(record) for record in self._outputs.poll(timeout_ms))
+        self.answered.update(record.answers() for record in self._outputs.poll(timeout_ms))
         return len(self.answered)
 
     def close(self) -> None:
@@ -95,7 +71,7 @@ def final_tally(bootstrap: str, input_topic: str, output_topics: Iterable[str], 
     with TopicReader(bootstrap, [input_topic], isolation="read_uncommitted", client_id=READER) as reader:
         inputs = {(record.topic, record.partition, record.offset) for record in reader.read_to_end(timeout_s=timeout_s)}
     with TopicReader(bootstrap, output_topics, client_id=READER) as reader:
-        answered = Counter(answered_input(record) for record in reader.read_to_end(timeout_s=timeout_s))
+        answered = Counter(record.answers() for record in reader.read_to_end(timeout_s=timeout_s))
     with TopicReader(bootstrap, output_topics, isolation="read_uncommitted", client_id=READER) as reader:
         written = len(reader.read_to_end(timeout_s=timeout_s))
     tally = Tally.of(inputs, answered)

@@ -32,7 +32,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from worker.commands.publish import claim_key, read_lines
-from worker.loop import DLQ_ERROR, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION
+from worker.loop import DLQ_ERROR, DLQ_REASON
 from worker.topic_reader import TopicReader, TopicRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -123,11 +123,9 @@ class DemoTopics:
 
 
 def _source_of(output: TopicRecord) -> tuple[int, int]:
-    """(partition, offset) of the input an output answers: a dead letter's headers, a verdict's `source`."""
-    if DLQ_REASON in output.headers:
-        return int(output.headers[DLQ_SOURCE_PARTITION]), int(output.headers[DLQ_SOURCE_OFFSET])
-    source = output.json()["source"]
-    return int(source["partition"]), int(source["offset"])
+    """(partition, offset) of the input an output answers; (-1, -1) for one that names none."""
+    _, partition, offset = output.answers() or ("", -1, -1)
+    return partition, offset
 
 
 def create_topics(bootstrap: str, topics: Sequence[str], *, partitions: int) -> None:

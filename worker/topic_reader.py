@@ -16,7 +16,10 @@ from typing import Any, Literal, Self
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
+from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
+
 Isolation = Literal["read_committed", "read_uncommitted"]
+InputCoordinates = tuple[str, int, int]  # topic, partition, offset of an input record
 
 METADATA_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_MS = 30_000
@@ -44,6 +47,27 @@ class TopicRecord:
     def json(self) -> Any:
         """The value parsed as JSON; raises ValueError when it is not JSON or the record has no value."""
         return json.loads(self.value or b"")
+
+    def answers(self) -> InputCoordinates | None:
+        """The input this output of the worker answers (see `input_answered`)."""
+        return input_answered(self.value, self.headers.items())
+
+
+def input_answered(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None) -> InputCoordinates | None:
+    """The input a worker output answers: a dead letter's `dlq.source.*` headers (whatever its value, which is the
+    input's own bytes), else a verdict's `source`; None when the record names no input."""
+    named = dict(headers or [])
+    try:
+        if DLQ_REASON in named:
+            return (
+                named[DLQ_SOURCE_TOPIC].decode(),
+                int(named[DLQ_SOURCE_PARTITION]),
+                int(named[DLQ_SOURCE_OFFSET]),
+            )
+        source = json.loads(value or b"")["source"]
+        return (str(source["topic"]), int(source["partition"]), int(source["offset"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class TopicReader:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from chaos.ledger import Coordinates, Tally, source_of
+from chaos.ledger import Coordinates, Tally
 from chaos.traffic import claims
 from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
+from worker.topic_reader import input_answered as source_of
 
 
 def verdict(partition: int, offset: int) -> bytes:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos.ledger import answered_input
 from tests.worker.conftest import Topics, publish
 from worker.topic_reader import TopicRecord
 
@@ -50,7 +49,7 @@ def answers_by_input(topics: Topics, outputs: list[TopicRecord]) -> dict[tuple[i
     kinds = {topics.passed: "pass", topics.failed: "fail", topics.dlq: "dlq"}
     grouped: dict[tuple[int, int], list[Answer]] = {}
     for output in outputs:
-        source = answered_input(output)
+        source = output.answers()
         assert source is not None, f"an output names no input: {output.topic}@{output.offset}"
         topic, partition, offset = source
         assert topic == topics.input

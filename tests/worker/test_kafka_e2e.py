@@ -19,7 +19,7 @@ from tests.ports import free_port
 from tests.worker import claims
 from tests.worker.conftest import Topics, WorkerProcess, publish, read_outputs
 from worker.kafka_io import KafkaConsumerAdapter, KafkaProducerAdapter, TopicPartition
-from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_WORKER_ID
+from worker.loop import DLQ_REASON, DLQ_WORKER_ID
 from worker.observer import NullObserver
 from worker.rebalance import KafkaRebalanceListener, PendingOffsets, RebalanceHandler
 from worker.settings import load_settings
@@ -45,12 +45,10 @@ def mixed_inputs(count_each: int) -> list[tuple[str, bytes | None, bytes]]:
     return inputs
 
 
-def source_of(output: TopicRecord) -> tuple[int, int]:
-    """The input coordinates an output answers: `source` of a verdict, headers of a dead letter."""
-    if DLQ_REASON in output.headers:
-        return int(output.headers[DLQ_SOURCE_PARTITION]), int(output.headers[DLQ_SOURCE_OFFSET])
-    source = output.json()["source"]
-    return source["partition"], source["offset"]
+def source_of(output: TopicRecord) -> tuple[int, int] | None:
+    """(partition, offset) of the input an output answers: `source` of a verdict, headers of a dead letter."""
+    answered = output.answers()
+    return None if answered is None else answered[1:]
 
 
 def wait_for_metric(worker: WorkerProcess, name: str, expected: float, timeout_s: float = 30.0) -> float:
