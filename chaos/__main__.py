@@ -32,6 +32,7 @@ from typing import Any
 from chaos.broker import REPO_ROOT, Broker
 from chaos.scenarios import SCENARIOS, Plan, Run
 from chaos.workers import ScenarioError
+from worker.kafka_fixes import close_sockets_of_failed_connects
 
 REPORT = REPO_ROOT / "reports" / "chaos.json"
 LOG_ROOT = REPO_ROOT / "reports" / "chaos"
@@ -128,6 +129,7 @@ def say(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    close_sockets_of_failed_connects()  # kafka-python defect, see worker/kafka_fixes.py
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     began = time.monotonic()

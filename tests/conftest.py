@@ -17,6 +17,14 @@ from kafka import KafkaAdminClient
 
 from tests.kafka.local import LocalBroker
 from tests.ports import free_port
+from worker.kafka_fixes import close_sockets_of_failed_connects
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests create kafka-python clients directly too: give them the worker's fix for sockets left open by failed
+    # connects, whose ResourceWarning otherwise surfaces in whatever test runs the garbage collector.
+    del config
+    close_sockets_of_failed_connects()
 
 
 @pytest.fixture(scope="session")

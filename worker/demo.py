@@ -32,6 +32,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from worker.commands.publish import claim_key, read_lines
+from worker.kafka_fixes import close_sockets_of_failed_connects
 from worker.loop import DLQ_ERROR, DLQ_REASON
 from worker.topic_reader import TopicReader, TopicRecord
 
@@ -315,6 +316,7 @@ def _scrape_when_counted(port: int, expected: int, timeout_s: float = 10.0) -> d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    close_sockets_of_failed_connects()  # kafka-python defect, see worker/kafka_fixes.py
     parser = argparse.ArgumentParser(prog="run-demo", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES, help="JSONL claims (default: %(default)s)")
     parser.add_argument("--delivery", choices=["at_least_once", "exactly_once"], default="at_least_once")

@@ -26,6 +26,7 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
+from worker.kafka_fixes import close_sockets_of_failed_connects
 from worker.settings import DeliveryMode, SecurityProtocol, WorkerSettings, env_name
 
 T = TypeVar("T")
@@ -322,6 +323,7 @@ def _explain_config_error(error: BaseException) -> str:
 
 
 def _construct(factory: Callable[[], T]) -> T:
+    close_sockets_of_failed_connects()
     recorder = _BootstrapFailures()
     manager_log = logging.getLogger("kafka.net.manager")
     manager_log.addFilter(recorder)

@@ -16,6 +16,7 @@ from typing import Any, Literal, Self
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
+from worker.kafka_fixes import close_sockets_of_failed_connects
 from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
 
 Isolation = Literal["read_committed", "read_uncommitted"]
@@ -89,6 +90,7 @@ class TopicReader:
         client_id: str = "topic-reader",
         metadata_timeout_s: float = METADATA_TIMEOUT_S,
     ) -> None:
+        close_sockets_of_failed_connects()
         self._isolation = isolation
         self._records_read = 0
         self._consumer = KafkaConsumer(
