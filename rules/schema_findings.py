@@ -11,7 +11,7 @@ OUT_OF_RANGE = "SCHEMA.OUT_OF_RANGE"
 INVALID_VALUE = "SCHEMA.INVALID_VALUE"
 RULES = (MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE, INVALID_VALUE)
 
-_MISSING = frozenset({"missing", "place_of_service_required"})
+_MISSING = frozenset({"missing", "place_of_service_required", "original_claim_id_required"})
 _WRONG_TYPE = frozenset(
     {"int_from_float", "int_parsing", "float_parsing", "bool_parsing", "decimal_parsing", "none_required"}
 )

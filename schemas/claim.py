@@ -51,6 +51,14 @@ class ClaimType(StrEnum):
     INSTITUTIONAL = "institutional"
 
 
+class ClaimFrequency(StrEnum):
+    """The claim frequency code (X12 CLM05-3, the third digit of the UB-04 type of bill)."""
+
+    ORIGINAL = "1"
+    REPLACEMENT = "7"  # replaces the prior claim named by `original_claim_id`
+    VOID = "8"  # voids (cancels) the prior claim named by `original_claim_id`
+
+
 class PayerType(StrEnum):
     MEDICARE = "medicare"
     MEDICAID = "medicaid"
@@ -170,6 +178,18 @@ class ClaimSubmitted(BaseModel):
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
     claim_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
     claim_type: ClaimType = ClaimType.PROFESSIONAL
+    frequency_code: ClaimFrequency = Field(
+        default=ClaimFrequency.ORIGINAL,
+        description="X12 CLM05-3: 1 original, 7 replacement of a prior claim, 8 void of a prior claim.",
+    )
+    original_claim_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)] | None
+    ) = Field(
+        default=None, description="The claim a replacement (7) or void (8) refers to (X12 REF*F8); required for those."
+    )
+    type_of_bill: Annotated[str, StringConstraints(pattern=r"^[0-9]{3,4}$")] | None = Field(
+        default=None, description="Institutional claims: 3 or 4 digits (X12 CLM05-1 + CLM05-3, UB-04 FL4), e.g. 131."
+    )
     submitted_on: dt.date | None = Field(
         default=None, description="When the claim is (to be) filed with the payer; default: the validation date (UTC)."
     )
@@ -188,5 +208,14 @@ class ClaimSubmitted(BaseModel):
             # A model-level error has no location; its type names the field (see schemas.parsing).
             raise PydanticCustomError(
                 "place_of_service_required", "place_of_service is required for professional claims"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _replacements_and_voids_name_their_original(self) -> ClaimSubmitted:
+        if self.frequency_code is not ClaimFrequency.ORIGINAL and self.original_claim_id is None:
+            raise PydanticCustomError(
+                "original_claim_id_required",
+                "original_claim_id is required when frequency_code is 7 (replacement) or 8 (void)",
             )
         return self

@@ -69,7 +69,10 @@ class DeadLetter:
 ParseResult = ParsedClaim | SchemaFailure | DeadLetter
 
 # Model-level errors carry no location; their error type names the field they are about.
-_MODEL_ERROR_FIELDS = {"place_of_service_required": "place_of_service"}
+_MODEL_ERROR_FIELDS = {
+    "place_of_service_required": "place_of_service",
+    "original_claim_id_required": "original_claim_id",
+}
 
 
 def parse_claim_event(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:

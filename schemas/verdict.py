@@ -54,6 +54,9 @@ class Category(StrEnum):
     FREQUENCY = "frequency"
     PLACE_OF_SERVICE = "place_of_service"
     NDC = "ndc"
+    DUPLICATE = "duplicate"  # the same service billed on another claim (claim history)
+    BUNDLING = "bundling"  # same-day code pairs a payer pays only together or not at all
+    COVERAGE = "coverage"  # coverage criteria of the patient, e.g. the labelled age
 
 
 class GroupCode(StrEnum):

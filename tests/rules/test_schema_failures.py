@@ -19,6 +19,7 @@ from tests.rules.conftest import VALIDATED_AT
     [
         ("missing", MISSING_FIELD),
         ("place_of_service_required", MISSING_FIELD),
+        ("original_claim_id_required", MISSING_FIELD),
         ("string_type", WRONG_TYPE),
         ("float_type", WRONG_TYPE),
         ("model_type", WRONG_TYPE),

@@ -52,6 +52,9 @@ def test_verdict_schema_lists_the_closed_finding_categories() -> None:
         "frequency",
         "place_of_service",
         "ndc",
+        "duplicate",
+        "bundling",
+        "coverage",
     ]
     assert validated["properties"]["outcome"]["$ref"] == "#/$defs/Outcome"
     assert validated["$defs"]["Outcome"]["enum"] == ["pass", "fail", "not_applicable"]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.claim import ClaimType, PayerType
+from schemas.claim import ClaimFrequency, ClaimType, PayerType
 from schemas.parsing import (
     DeadLetter,
     DeadLetterReason,
@@ -179,6 +179,55 @@ def test_institutional_claim_needs_no_place_of_service() -> None:
     del document["place_of_service"]
 
     assert isinstance(parse_document(document), ParsedClaim)
+
+
+def test_a_claim_without_frequency_code_is_an_original_and_older_events_stay_valid() -> None:
+    result = parse_document(valid_claim())
+
+    assert isinstance(result, ParsedClaim)
+    assert result.claim.frequency_code is ClaimFrequency.ORIGINAL
+    assert (result.claim.original_claim_id, result.claim.type_of_bill) == (None, None)
+
+
+@pytest.mark.parametrize("code", ["7", "8"])
+def test_a_replacement_or_void_names_its_original_claim(code: str) -> None:
+    document = {**valid_claim(), "frequency_code": code, "original_claim_id": "CLM-0000"}
+
+    result = parse_document(document)
+
+    assert isinstance(result, ParsedClaim)
+    assert result.claim.frequency_code == code
+    assert result.claim.original_claim_id == "CLM-0000"
+
+
+@pytest.mark.parametrize("code", ["7", "8"])
+def test_a_replacement_or_void_without_its_original_is_a_schema_problem_naming_the_field(code: str) -> None:
+    result = parse_document({**valid_claim(), "frequency_code": code})
+
+    assert isinstance(result, SchemaFailure)
+    assert [(problem.field, problem.error_type) for problem in result.problems] == [
+        ("original_claim_id", "original_claim_id_required")
+    ]
+
+
+@pytest.mark.parametrize("value", ["2", "", 7, "01"])
+def test_a_frequency_code_other_than_1_7_8_is_a_schema_problem(value: object) -> None:
+    result = parse_document({**valid_claim(), "frequency_code": value, "original_claim_id": "CLM-0000"})
+
+    assert isinstance(result, SchemaFailure)
+    assert [problem.field for problem in result.problems] == ["frequency_code"]
+
+
+@pytest.mark.parametrize(("value", "accepted"), [("131", True), ("0131", True), ("13", False), ("13A", False)])
+def test_type_of_bill_is_three_or_four_digits(value: str, accepted: bool) -> None:
+    document = {**valid_claim(), "claim_type": "institutional", "type_of_bill": value}
+
+    result = parse_document(document)
+
+    assert isinstance(result, ParsedClaim) is accepted
+    if accepted:
+        assert isinstance(result, ParsedClaim)
+        assert result.claim.type_of_bill == value
 
 
 def test_duplicate_line_numbers_are_a_schema_problem() -> None:
