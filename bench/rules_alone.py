@@ -2,10 +2,11 @@
 
     python -m bench.rules_alone --count 50000 --seed 20261127 --repetitions 5
 
-Runs what the worker runs per record (`rules.pipeline.evaluate_record` with the record's Kafka coordinates,
-then the verdict's JSON serialisation) over the generated claims and over the 19 example lines as they are
-(equal weights, the authors' first measurement). Rates are claims per CPU-second of this process (see
-`measure`). Prints one JSON line with the rates of every repetition.
+Runs what the worker runs per record (`worker.evaluator.evaluate_claim_bytes` with the record's Kafka
+coordinates: parsing, the rules and the verdict's JSON serialisation, behind the worker's one guard) over the
+generated claims and over the 19 example lines as they are (equal weights, the authors' first measurement).
+Rates are claims per CPU-second of this process (see `measure`). Prints one JSON line with the rates of each
+repetition.
 """
 
 from __future__ import annotations
@@ -40,13 +41,12 @@ def measure(values: Sequence[bytes], repetitions: int) -> tuple[list[float], lis
     processes had the core; on an idle core the two agree.
     """
     from rules.engine import load_engine  # noqa: PLC0415
-    from rules.pipeline import evaluate_record  # noqa: PLC0415
-    from schemas.parsing import DeadLetter  # noqa: PLC0415
-    from schemas.verdict import ClaimValidated, SourceRecord  # noqa: PLC0415
+    from schemas.parsing import DEFAULT_MAX_BYTES  # noqa: PLC0415
+    from schemas.verdict import SourceRecord  # noqa: PLC0415
+    from worker.evaluator import Verdict, evaluate_claim_bytes  # noqa: PLC0415
 
     engine = load_engine()
     gc.freeze()  # as `claims-worker validate` and the worker do once the engine is loaded
-    serialise = ClaimValidated.__pydantic_serializer__.to_json
     rates: list[float] = []
     wall_rates: list[float] = []
     outcomes: Counter[str] = Counter()
@@ -55,18 +55,15 @@ def measure(values: Sequence[bytes], repetitions: int) -> tuple[list[float], lis
         started = time.perf_counter()
         cpu_started = time.process_time()
         for offset, raw in enumerate(values):
-            result = evaluate_record(
-                raw, engine, validated_at=validated_at, source=SourceRecord(topic="bench", partition=0, offset=offset)
-            )
-            if isinstance(result, ClaimValidated):
-                serialise(result)
+            source = SourceRecord(topic="bench", partition=0, offset=offset)
+            evaluate_claim_bytes(engine, raw, validated_at=validated_at, max_bytes=DEFAULT_MAX_BYTES, source=source)
         elapsed = time.perf_counter() - started
         rates.append(round(len(values) / (time.process_time() - cpu_started), 1))
         wall_rates.append(round(len(values) / elapsed, 1))
         if repetition == 0:
             for raw in values:
-                result = evaluate_record(raw, engine, validated_at=validated_at)
-                outcomes["dead_letter" if isinstance(result, DeadLetter) else result.outcome.value] += 1
+                result = evaluate_claim_bytes(engine, raw, validated_at=validated_at, max_bytes=DEFAULT_MAX_BYTES)
+                outcomes[result.outcome.value if isinstance(result, Verdict) else "dead_letter"] += 1
     return rates, wall_rates, outcomes
 
 

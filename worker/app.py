@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from rules.engine import RuleEngine, load_engine
 from worker import __version__
-from worker.evaluator import ProcessEvaluator, start_evaluator
+from worker.batch_log import BatchLog
+from worker.evaluator import Evaluator, ProcessEvaluator, start_evaluator
 from worker.exit_codes import ExitCode
 from worker.kafka_io import (
     BrokerUnavailableError,
@@ -31,12 +32,14 @@ from worker.kafka_io import (
 from worker.logs import configure_logging
 from worker.loop import LoopOptions, ValidationLoop
 from worker.metrics import WorkerMetrics
-from worker.observer import SafeObserver
+from worker.observer import ObserverChain
 from worker.probes import HealthState, ProbeServer
-from worker.rebalance import KafkaRebalanceListener, PendingOffsets, RebalanceHandler
-from worker.retry import Backoff, BrokerOutageError, OutageClock
-from worker.settings import WorkerSettings, env_name, unknown_env_settings
+from worker.rebalance import KafkaRebalanceListener, RebalanceHandler
+from worker.retry import BackoffDelays, BrokerOutageError, OutageClock
+from worker.routing import Routes
+from worker.settings import DeliveryMode, WorkerSettings, env_name, unknown_env_settings
 from worker.shutdown import ShutdownSignal, install_signal_handlers
+from worker.sink import AtLeastOnceSink, ExactlyOnceSink, Sink
 
 T = TypeVar("T")
 
@@ -143,21 +146,18 @@ def _run(
         producer.close(2.0)
         raise
 
-    observer = SafeObserver(metrics)
-    pending = PendingOffsets()
-    handler = RebalanceHandler(pending=pending, observer=observer)
-    consumer.subscribe(settings.input_topic, KafkaRebalanceListener(handler, consumer.client))
+    observer = ObserverChain([metrics, BatchLog()])
+    sink = _sink(settings, consumer, producer)
+    consumer.subscribe(settings.input_topic, KafkaRebalanceListener(RebalanceHandler(sink=sink, observer=observer)))
     loop = ValidationLoop(
         consumer=consumer,
-        producer=producer,
-        producer_factory=lambda: KafkaProducerAdapter(settings),
-        engine=engine,
-        evaluator=evaluator,
+        sink=sink,
+        evaluator=Evaluator(engine, max_record_bytes=settings.max_record_bytes, children=evaluator),
+        routes=Routes.from_settings(settings),
         options=LoopOptions.from_settings(settings),
         shutdown=shutdown,
-        observer=metrics,
+        observer=observer,
         health=health,
-        pending=pending,
     )
     log.info("worker.started", delivery=settings.delivery.value, input_topic=settings.input_topic)
     freeze_long_lived_objects()
@@ -171,6 +171,20 @@ def _run(
         reason=shutdown.reason or None,
     )
     return exit_code
+
+
+def _sink(settings: WorkerSettings, consumer: KafkaConsumerAdapter, producer: KafkaProducerAdapter) -> Sink:
+    def new_producer() -> KafkaProducerAdapter:
+        return KafkaProducerAdapter(settings)
+
+    request_timeout_s = settings.request_timeout_ms / 1000
+    if settings.delivery is DeliveryMode.EXACTLY_ONCE:
+        return ExactlyOnceSink(
+            consumer=consumer, producer=producer, producer_factory=new_producer, abort_timeout_s=request_timeout_s
+        )
+    return AtLeastOnceSink(
+        consumer=consumer, producer=producer, producer_factory=new_producer, commit_timeout_s=request_timeout_s
+    )
 
 
 def freeze_long_lived_objects() -> None:
@@ -210,7 +224,7 @@ def _connect(factory: Callable[[], T], settings: WorkerSettings, shutdown: Shutd
     """Create a Kafka client, retrying while the broker is unreachable; None if a stop was requested meanwhile."""
     log = structlog.get_logger()
     outage = OutageClock(max_outage_s=settings.max_outage_s)
-    backoff = Backoff(initial_s=settings.retry_backoff_initial_s, max_s=settings.retry_backoff_max_s)
+    backoff = BackoffDelays(initial_s=settings.retry_backoff_initial_s, max_s=settings.retry_backoff_max_s)
     while not shutdown.requested:
         started = time.monotonic()
         try:

@@ -33,7 +33,7 @@ from kafka.admin import NewTopic
 
 from worker.commands.publish import claim_key, read_lines
 from worker.kafka_fixes import close_sockets_of_failed_connects
-from worker.loop import DLQ_ERROR, DLQ_REASON
+from worker.routing import DLQ_ERROR, DLQ_REASON
 from worker.topic_reader import TopicReader, TopicRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ children evaluate the next ones, and gets the results back in record order. Noth
 evaluated completely, produced in order, acknowledged and committed before the next poll, so the delivery
 guarantees, the per-partition order and the rebalance handling are the same as in one process.
 
-Both paths turn a record into the same `Evaluated` with the same function (`evaluate_value`), so the output
+Both paths turn a record into the same `Evaluation` with the same function (`evaluate_item`), so the output
 bytes are identical. A child that dies or stops answering is not fatal: the batch is evaluated in process
 (nothing of it was committed) and the worker goes on without children, logging `evaluator.failed`.
 
@@ -28,12 +28,15 @@ import signal
 import time
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
+
+import structlog
 
 from rules.engine import RuleEngine
 from rules.pipeline import evaluate_record
-from schemas.parsing import DEFAULT_MAX_BYTES, DeadLetter, DeadLetterReason
+from schemas.parsing import DeadLetter, DeadLetterReason
 from schemas.verdict import ClaimValidated, Outcome, SourceRecord
+from worker.kafka_io import Record
 
 _serialize_verdict = ClaimValidated.__pydantic_serializer__.to_json
 
@@ -50,68 +53,110 @@ MIN_BATCH_RECORDS = 500
 CHUNK_TIMEOUT_S = 30.0
 
 
-class Evaluate(Protocol):
-    def __call__(
-        self,
-        raw: bytes,
-        engine: RuleEngine,
-        *,
-        validated_at: dt.datetime,
-        source: SourceRecord | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> ClaimValidated | DeadLetter: ...
+class Verdict(NamedTuple):
+    """A record that became a verdict: its claim.validated JSON and what metrics and logs count."""
 
-
-class Evaluated(NamedTuple):
-    """One record's result as the loop needs it: the verdict bytes (or the dead letter) and what metrics count."""
-
-    outcome: Outcome | None  # None for a dead letter
     claim_id: str
-    value: bytes | None  # the claim.validated JSON; None for a dead letter
+    outcome: Outcome
+    value: bytes  # the claim.validated JSON
     findings: tuple[tuple[str, str], ...]  # (rule_id, severity) of each finding
-    dead_letter: DeadLetter | None
     duration_s: float
 
 
-# (value, topic, partition, offset) of one consumed record
-RecordItem = tuple[bytes, str, int, int]
+class DeadLettered(NamedTuple):
+    """A record that cannot be read as a claim (or whose evaluation failed): it goes to the dead-letter topic."""
+
+    reason: DeadLetterReason
+    error: str
+    duration_s: float
 
 
-def evaluate_value(
-    evaluate: Evaluate,
+# The closed result of evaluating one record.
+Evaluation = Verdict | DeadLettered
+
+# (value, topic, partition, offset, headers) of one consumed record: what a child needs, cheap to pickle. The
+# headers travel with the record so that an input format chosen by a header has a path; JSON ignores them.
+RecordItem = tuple[bytes, str, int, int, Sequence[tuple[str, bytes]]]
+
+
+def evaluate_claim_bytes(
     engine: RuleEngine,
-    item: RecordItem,
+    raw: bytes,
+    *,
     validated_at: dt.datetime,
     max_bytes: int,
-) -> Evaluated:
-    """Evaluate one record value and serialise its verdict; never raises (an exception is a dead letter)."""
-    raw, topic, partition, offset = item
+    source: SourceRecord | None = None,
+) -> Evaluation:
+    """Parse, validate and serialise one claim event. Never raises: every entry point (the worker, `validate`,
+    the benchmarks) goes through here, and an exception anywhere inside (a bug) is an `internal_error` dead
+    letter naming only the exception's type (its message could quote claim data)."""
     began = time.perf_counter()
     try:
-        result = evaluate(
-            raw,
-            engine,
-            validated_at=validated_at,
-            source=SourceRecord(topic=topic, partition=partition, offset=offset),
-            max_bytes=max_bytes,
-        )
-        if isinstance(result, ClaimValidated):
-            return Evaluated(
-                result.outcome,
-                result.claim_id,
-                _serialize_verdict(result),
-                tuple((finding.rule_id, finding.severity.value) for finding in result.findings),
-                None,
-                time.perf_counter() - began,
-            )
-        letter = (
-            result
-            if isinstance(result, DeadLetter)
-            else DeadLetter(DeadLetterReason.INTERNAL_ERROR, f"worker failed: unexpected {type(result).__name__}")
-        )
-    except Exception as error:  # noqa: BLE001 - one bad claim must never stop the worker
-        letter = DeadLetter(DeadLetterReason.INTERNAL_ERROR, f"worker failed: {type(error).__name__}")
-    return Evaluated(None, "", None, (), letter, time.perf_counter() - began)
+        result = evaluate_record(raw, engine, validated_at=validated_at, source=source, max_bytes=max_bytes)
+        if isinstance(result, DeadLetter):
+            return DeadLettered(result.reason, result.error, time.perf_counter() - began)
+        findings = tuple((finding.rule_id, finding.severity.value) for finding in result.findings)
+        value = _serialize_verdict(result)
+        return Verdict(result.claim_id, result.outcome, value, findings, time.perf_counter() - began)
+    except Exception as error:  # noqa: BLE001 - the one guard: one bad claim must never stop the worker
+        reason = f"evaluation failed: {type(error).__name__}"
+        return DeadLettered(DeadLetterReason.INTERNAL_ERROR, reason, time.perf_counter() - began)
+
+
+def evaluate_item(engine: RuleEngine, item: RecordItem, validated_at: dt.datetime, max_bytes: int) -> Evaluation:
+    """`evaluate_claim_bytes` for one consumed record; the verdict names the record's Kafka coordinates."""
+    raw, topic, partition, offset, _headers = item
+    source = SourceRecord(topic=topic, partition=partition, offset=offset)
+    return evaluate_claim_bytes(engine, raw, validated_at=validated_at, max_bytes=max_bytes, source=source)
+
+
+def record_item(record: Record) -> RecordItem:
+    value = record.value
+    return (value if value is not None else b"", record.topic, record.partition, record.offset, record.headers)
+
+
+class Evaluator:
+    """Evaluates a batch's records in order: in this thread, or in the children of a `ProcessEvaluator`.
+
+    Small batches (under the children's `min_batch_records`) are evaluated here. When a child dies or hangs,
+    the rest of the batch is evaluated here (nothing of it is committed yet) and, from then on, every batch.
+    """
+
+    def __init__(self, engine: RuleEngine, *, max_record_bytes: int, children: ProcessEvaluator | None = None) -> None:
+        self._engine = engine
+        self._max_bytes = max_record_bytes
+        self._children = children
+        self._log = structlog.get_logger()
+
+    @property
+    def children(self) -> ProcessEvaluator | None:
+        """The child processes in use; None once they failed (or when there were none)."""
+        return self._children
+
+    def evaluate(self, records: Sequence[Record]) -> Iterator[Evaluation]:
+        """One evaluation per record, in the order of `records`; lazily, so the caller can send meanwhile."""
+        validated_at = dt.datetime.now(dt.UTC)
+        engine, max_bytes, children = self._engine, self._max_bytes, self._children
+        if children is None or len(records) < children.min_batch_records:
+            for record in records:
+                yield evaluate_item(engine, record_item(record), validated_at, max_bytes)
+            return
+        items = [record_item(record) for record in records]
+        done = 0
+        try:
+            for chunk in children.evaluate(items, validated_at=validated_at, max_bytes=max_bytes):
+                for evaluation in chunk:
+                    done += 1
+                    yield evaluation
+        except EvaluatorError as error:
+            self._log.error("evaluator.failed", error=str(error), evaluated_records=done)
+            self._children = None
+            children.close(timeout_s=1.0)
+            for item in items[done:]:
+                yield evaluate_item(engine, item, validated_at, max_bytes)
+
+    def __repr__(self) -> str:
+        return f"<Evaluator children={self._children!r}>"
 
 
 class EvaluatorError(Exception):
@@ -129,7 +174,6 @@ class ProcessEvaluator:
         engine: RuleEngine,
         processes: int,
         *,
-        evaluate: Evaluate = evaluate_record,
         chunk_records: int = CHUNK_RECORDS,
         chunk_timeout_s: float = CHUNK_TIMEOUT_S,
         min_batch_records: int = MIN_BATCH_RECORDS,
@@ -153,7 +197,7 @@ class ProcessEvaluator:
             receiver, sender = context.Pipe(duplex=False)
             child = context.Process(
                 target=_child_main,
-                args=(engine, evaluate, requests, sender, parent_pid),
+                args=(engine, requests, sender, parent_pid),
                 name=f"claims-evaluator-{number}",
                 daemon=True,
             )
@@ -165,9 +209,14 @@ class ProcessEvaluator:
     def processes(self) -> int:
         return len(self._children)
 
+    @property
+    def pids(self) -> list[int]:
+        """The children's process ids (for operators' tools and tests)."""
+        return [process.pid for process, _, _ in self._children]
+
     def evaluate(
         self, items: Sequence[RecordItem], *, validated_at: dt.datetime, max_bytes: int
-    ) -> Iterator[list[Evaluated]]:
+    ) -> Iterator[list[Evaluation]]:
         """Chunks of results, in the order of `items`. Raises `EvaluatorError` when a child fails.
 
         All chunks are queued at once (a feeder thread writes them), so the children work while the caller
@@ -186,12 +235,12 @@ class ProcessEvaluator:
             self._outstanding.pop(0)  # before handing it out: a caller may abandon the batch at any yield
             yield results
 
-    def _receive(self, child: int) -> list[Evaluated]:
+    def _receive(self, child: int) -> list[Evaluation]:
         process, _, receiver = self._children[child]
         try:
             if not receiver.poll(self._chunk_timeout_s):
                 raise EvaluatorError(f"evaluator process {process.name} did not answer in {self._chunk_timeout_s}s")
-            results: list[Evaluated] = receiver.recv()
+            results: list[Evaluation] = receiver.recv()
         except (EOFError, OSError) as error:
             raise EvaluatorError(
                 f"evaluator process {process.name} failed (exit code {process.exitcode}): {type(error).__name__}"
@@ -226,7 +275,7 @@ class ProcessEvaluator:
 
 
 def _child_main(
-    engine: RuleEngine, evaluate: Evaluate, requests: Any, results: Connection, parent_pid: int
+    engine: RuleEngine, requests: Any, results: Connection, parent_pid: int
 ) -> None:  # pragma: no cover - runs in the child process (covered through ProcessEvaluator's tests)
     # The parent decides when to stop (it finishes its batch first); a signal to the whole process group
     # (Ctrl-C in a terminal) must not kill the child under it. A dead parent ends the child within a second.
@@ -242,7 +291,7 @@ def _child_main(
         if request is None:
             return
         validated_at, max_bytes, items = request
-        results.send([evaluate_value(evaluate, engine, item, validated_at, max_bytes) for item in items])
+        results.send([evaluate_item(engine, item, validated_at, max_bytes) for item in items])
 
 
 def start_evaluator(engine: RuleEngine, processes: int) -> ProcessEvaluator | None:

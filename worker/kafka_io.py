@@ -178,6 +178,7 @@ class ConsumerPort(Protocol):
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Record]]: ...
     def commit(self, offsets: Mapping[TopicPartition, int], timeout_s: float) -> None: ...
+    async def commit_during_rebalance(self, offsets: Mapping[TopicPartition, int]) -> None: ...
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
     def assignment(self) -> set[TopicPartition]: ...
     def group_metadata(self) -> object: ...
@@ -352,11 +353,6 @@ class KafkaConsumerAdapter:
         options = consumer_options(settings)
         self._consumer: Any = _construct(lambda: KafkaConsumer(**options))
 
-    @property
-    def client(self) -> Any:
-        """The kafka-python consumer, for the rebalance listener's asynchronous commit."""
-        return self._consumer
-
     def topics(self) -> set[str]:
         with kafka_errors_classified():
             found: set[str] = self._consumer.topics()
@@ -375,6 +371,13 @@ class KafkaConsumerAdapter:
     def commit(self, offsets: Mapping[TopicPartition, int], timeout_s: float) -> None:
         with kafka_errors_classified():
             self._consumer.commit(_to_kafka_offsets(offsets), timeout_ms=int(timeout_s * 1000))
+
+    async def commit_during_rebalance(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit from inside a rebalance callback (on kafka-python's IO loop, where `commit` would block it)."""
+        try:
+            await self._consumer.commit_async(_to_kafka_offsets(offsets))
+        except Exception as error:  # noqa: BLE001 - classified right here
+            raise classify(error) from None
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         # ValueError: no longer assigned; its new owner starts from the committed offset anyway.

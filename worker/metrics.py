@@ -13,8 +13,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from schemas.parsing import DeadLetterReason
 from schemas.verdict import Outcome, RuleSetRef, Severity
-from worker.kafka_io import TopicPartition
-from worker.observer import BatchStats
+from worker.batch import BatchResult
+from worker.kafka_io import KafkaIOError, TopicPartition
+from worker.observer import Observer
+from worker.recovery import Stage
+from worker.sink import TransactionOutcome
 
 # Validation of one claim takes tens of microseconds to a few milliseconds.
 VALIDATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -24,18 +27,36 @@ BATCH_RECORD_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000)
 BATCH_DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REBALANCE_EVENTS = ("assigned", "revoked", "lost")
-TRANSACTION_OUTCOMES = ("committed", "aborted", "abort_failed")
-RETRY_STAGES = ("poll", "produce", "commit", "transaction", "probe")
 # Rule ids come from the rule set (code), not from claims; the cap only guards against a rule-set bug.
 MAX_RULE_LABELS = 1000
 OTHER_RULE = "other"
 
 
-class WorkerMetrics:
-    """The worker's metrics in `registry`; implements `worker.observer.LoopObserver`."""
+class WorkerMetrics(Observer):
+    """The worker's metrics in `registry`, kept up to date as an observer of the loop."""
 
     def __init__(self, registry: CollectorRegistry, *, version: str, ruleset: RuleSetRef) -> None:
         self.registry = registry
+        self._define_work_metrics(registry)
+        self._define_kafka_metrics(registry)
+        self.ready_gauge = Gauge("claims_ready", "1 when the worker reports ready.", registry=registry)
+        self.build_info = Info("claims_build", "Worker version and rule set.", registry=registry)
+        self.build_info.info({"version": version, "ruleset_id": ruleset.id, "ruleset_version": ruleset.version})
+
+        # Pre-resolved children: the closed label sets exist (at 0) from start-up.
+        self._verdicts = {outcome: self.verdicts.labels(outcome=outcome.value) for outcome in Outcome}
+        self._dead_letters = {reason: self.dead_letters.labels(reason=reason.value) for reason in DeadLetterReason}
+        self._rebalances = {event: self.rebalances.labels(event=event) for event in REBALANCE_EVENTS}
+        self._transactions = {
+            outcome: self.transactions.labels(outcome=outcome.value) for outcome in TransactionOutcome
+        }
+        self._retries = {stage: self.batch_retries.labels(stage=stage.value) for stage in Stage}
+        self._findings: dict[tuple[str, str], Counter] = {}
+        self._lag: dict[TopicPartition, Gauge] = {}
+        self._lock = threading.Lock()
+
+    def _define_work_metrics(self, registry: CollectorRegistry) -> None:
+        """What was validated: records, verdicts, findings, dead letters, and how long it took."""
         self.consumed = Counter("claims_consumed", "Claim records consumed and processed.", registry=registry)
         self.verdicts = Counter("claims_verdicts", "Verdicts published, by outcome.", ["outcome"], registry=registry)
         self.findings = Counter(
@@ -68,6 +89,9 @@ class WorkerMetrics:
             buckets=BATCH_DURATION_BUCKETS_S,
             registry=registry,
         )
+
+    def _define_kafka_metrics(self, registry: CollectorRegistry) -> None:
+        """The consumer group and the delivery: lag, partitions, rebalances, commits, transactions, retries."""
         self.consumer_lag = Gauge(
             "claims_consumer_lag_records",
             "Records behind the end of the input partition.",
@@ -99,54 +123,36 @@ class WorkerMetrics:
             "Unix time of the last poll or broker probe that succeeded.",
             registry=registry,
         )
-        self.ready_gauge = Gauge("claims_ready", "1 when the worker reports ready.", registry=registry)
-        self.build_info = Info("claims_build", "Worker version and rule set.", registry=registry)
-        self.build_info.info({"version": version, "ruleset_id": ruleset.id, "ruleset_version": ruleset.version})
 
-        # Pre-resolved children: the closed label sets exist (at 0) from start-up.
-        self._verdicts = {outcome: self.verdicts.labels(outcome=outcome.value) for outcome in Outcome}
-        self._dead_letters = {reason: self.dead_letters.labels(reason=reason.value) for reason in DeadLetterReason}
-        self._rebalances = {event: self.rebalances.labels(event=event) for event in REBALANCE_EVENTS}
-        self._transactions = {outcome: self.transactions.labels(outcome=outcome) for outcome in TRANSACTION_OUTCOMES}
-        self._retries = {stage: self.batch_retries.labels(stage=stage) for stage in RETRY_STAGES}
-        self._findings: dict[tuple[str, str], Counter] = {}
-        self._lag: dict[TopicPartition, Gauge] = {}
-        self._lock = threading.Lock()
+    # --- Observer -------------------------------------------------------------------------------------------------
 
-    # --- LoopObserver -------------------------------------------------------------------------------------------
-
-    def batch_committed(self, stats: BatchStats) -> None:
-        self.consumed.inc(stats.records)
-        for outcome, count in stats.outcomes.items():
+    def batch_delivered(self, result: BatchResult) -> None:
+        self.consumed.inc(result.records)
+        for outcome, count in result.outcomes.items():
             self._verdicts[outcome].inc(count)
-        for reason, count in stats.dead_letters.items():
+        for reason, count in result.dead_letters.items():
             self._dead_letters[reason].inc(count)
-        for key, count in stats.findings.items():
+        for key, count in result.findings.items():
             self._finding_child(key).inc(count)
-        observe = self.validation_duration.observe
-        for duration in stats.validation_durations_s:
-            observe(duration)
-        observe = self.end_to_end_latency.observe
-        committed_at_ms = stats.committed_at_s * 1000.0
-        for timestamp_ms in stats.record_timestamps_ms:
+        observe_validation = self.validation_duration.observe
+        observe_latency = self.end_to_end_latency.observe
+        delivered_at_ms = result.delivered_at_s * 1000.0
+        for record, evaluation, _ in result.processed:
+            observe_validation(evaluation.duration_s)
+            timestamp_ms = record.timestamp
             if timestamp_ms >= 0:
-                observe(max(0.0, (committed_at_ms - timestamp_ms) / 1000.0))
-        self.batch_records.observe(stats.records)
-        self.batch_duration.observe(stats.duration_s)
+                observe_latency(max(0.0, (delivered_at_ms - timestamp_ms) / 1000.0))
+        self.batch_records.observe(result.records)
+        self.batch_duration.observe(result.duration_s)
 
-    def batch_retried(self, stage: str) -> None:
-        self._retries[stage if stage in self._retries else "produce"].inc()
+    def batch_retried(self, stage: Stage, error: KafkaIOError, partitions: tuple[int, ...]) -> None:
+        self._retries[stage].inc()
 
-    def commit_succeeded(self) -> None:
-        self.commits.inc()
+    def commit_finished(self, error: KafkaIOError | None, partitions: tuple[int, ...]) -> None:
+        (self.commits if error is None else self.commit_failures).inc()
 
-    def commit_failed(self) -> None:
-        self.commit_failures.inc()
-
-    def transaction_finished(self, outcome: str) -> None:
-        child = self._transactions.get(outcome)
-        if child is not None:
-            child.inc()
+    def transaction_finished(self, outcome: TransactionOutcome) -> None:
+        self._transactions[outcome].inc()
 
     def polled(self, at_s: float) -> None:
         self.last_poll.set(at_s)

@@ -1,132 +1,105 @@
-"""What the loop reports about its work, in one place (the metrics implement it; tests record it).
+"""What the loop reports about its work, in one place: observers with no-op hooks, called through one chain.
 
-The loop builds one `BatchStats` per committed batch and hands it over after the commit, so observation never
-sits between a claim and its outcome. `SafeObserver` guarantees that a failing observer never fails a claim.
+An observer subclasses `Observer` and overrides the hooks it cares about (dramatiq's middleware style): the
+metrics (`worker.metrics.WorkerMetrics`) and the batch log lines (`worker.batch_log.BatchLog`) are the two the
+worker runs. The loop and the rebalance handler call hooks on an `ObserverChain`, which calls every observer and
+guarantees that a failing observer never fails a claim: its exception is logged once per hook and swallowed.
+
+A batch is observed after its outputs are durable (`worker.batch.BatchResult`), so observation never sits between a
+claim and its outcome.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Collection
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import structlog
 
-from schemas.parsing import DeadLetterReason
-from schemas.verdict import Outcome
-from worker.kafka_io import TopicPartition
+from worker.batch import BatchResult
+from worker.kafka_io import KafkaIOError, TopicPartition
+from worker.recovery import Stage
+from worker.sink import TransactionOutcome
 
 
-@dataclass(slots=True)
-class BatchStats:
-    """Counts and timings of one batch; durations in seconds, timestamps in epoch milliseconds."""
+class Observer:
+    """Hooks called by the loop and the rebalance handler; each does nothing unless overridden.
 
-    records: int = 0
-    outcomes: Counter[Outcome] = field(default_factory=Counter)
-    dead_letters: Counter[DeadLetterReason] = field(default_factory=Counter)
-    findings: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule_id, severity)
-    validation_durations_s: list[float] = field(default_factory=list)
-    record_timestamps_ms: list[int] = field(default_factory=list)
-    partitions: tuple[int, ...] = ()
-    duration_s: float = 0.0
-    committed_at_s: float = 0.0  # epoch seconds of the commit: end-to-end latency = this - record timestamp
+    Hooks must be cheap and thread-safe: the partition hooks run on Kafka's IO thread.
+    """
 
+    def batch_delivered(self, result: BatchResult) -> None:
+        """A batch's outputs are durable (and, unless `result.delivery.committed` is False, its offsets)."""
 
-class LoopObserver(Protocol):
-    """Hooks called by the loop and the rebalance listener. Implementations must be cheap and thread-safe."""
+    def batch_retried(self, stage: Stage, error: KafkaIOError, partitions: tuple[int, ...]) -> None:
+        """A batch's delivery failed at `stage`; nothing of it was committed and it will be processed again."""
 
-    def batch_committed(self, stats: BatchStats) -> None: ...
-    def batch_retried(self, stage: str) -> None: ...
-    def commit_succeeded(self) -> None: ...
-    def commit_failed(self) -> None: ...
-    def transaction_finished(self, outcome: str) -> None: ...
-    def polled(self, at_s: float) -> None: ...
-    def lag(self, partition: TopicPartition, records: int) -> None: ...
-    def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None: ...
-    def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None: ...
-    def ready(self, is_ready: bool) -> None: ...
+    def commit_finished(self, error: KafkaIOError | None, partitions: tuple[int, ...]) -> None:
+        """An offset commit succeeded (`error` None) or failed: at the end of a batch, or a retry of pending ones."""
 
-
-class NullObserver:
-    """Observes nothing."""
-
-    def batch_committed(self, stats: BatchStats) -> None:
-        del stats
-
-    def batch_retried(self, stage: str) -> None:
-        del stage
-
-    def commit_succeeded(self) -> None:
-        pass
-
-    def commit_failed(self) -> None:
-        pass
-
-    def transaction_finished(self, outcome: str) -> None:
-        del outcome
+    def transaction_finished(self, outcome: TransactionOutcome) -> None:
+        """An exactly_once batch's transaction ended."""
 
     def polled(self, at_s: float) -> None:
-        del at_s
+        """A poll or broker probe succeeded at epoch second `at_s`."""
 
     def lag(self, partition: TopicPartition, records: int) -> None:
-        del partition, records
+        """`records` behind the end of an input partition."""
 
     def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
-        del partitions, total
+        """`partitions` were assigned; `total` are assigned now."""
 
     def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
-        del partitions, total, lost
+        """`partitions` were revoked (or lost, without a chance to commit); `total` are assigned now."""
 
     def ready(self, is_ready: bool) -> None:
-        del is_ready
+        """Readiness changed."""
 
 
-class SafeObserver:
-    """Wraps an observer so that its exceptions are logged (once per hook) and swallowed."""
+class ObserverChain(Observer):
+    """Calls each hook on every observer in order; an observer's exception is logged (once per hook) and swallowed."""
 
-    def __init__(self, inner: LoopObserver) -> None:
-        self._inner = inner
+    def __init__(self, observers: Sequence[Observer] = ()) -> None:
+        self._observers = tuple(observers)
         self._failed_hooks: set[str] = set()
         self._log = structlog.get_logger()
 
-    def _call(self, hook: str, *args: Any, **kwargs: Any) -> None:
-        try:
-            getattr(self._inner, hook)(*args, **kwargs)
-        except Exception as error:  # noqa: BLE001 - observation must never fail a claim
-            if hook not in self._failed_hooks:
-                self._failed_hooks.add(hook)
-                self._log.warning("metrics.observer_failed", hook=hook, error=type(error).__name__)
+    def _each(self, hook: str, call: Callable[[Any], None]) -> None:
+        for observer in self._observers:
+            try:
+                call(observer)
+            except Exception as error:  # noqa: BLE001 - observation must never fail a claim
+                if hook not in self._failed_hooks:
+                    self._failed_hooks.add(hook)
+                    self._log.warning("metrics.observer_failed", hook=hook, error=type(error).__name__)
 
-    def batch_committed(self, stats: BatchStats) -> None:
-        self._call("batch_committed", stats)
+    def batch_delivered(self, result: BatchResult) -> None:
+        self._each("batch_delivered", lambda observer: observer.batch_delivered(result))
 
-    def batch_retried(self, stage: str) -> None:
-        self._call("batch_retried", stage)
+    def batch_retried(self, stage: Stage, error: KafkaIOError, partitions: tuple[int, ...]) -> None:
+        self._each("batch_retried", lambda observer: observer.batch_retried(stage, error, partitions))
 
-    def commit_succeeded(self) -> None:
-        self._call("commit_succeeded")
+    def commit_finished(self, error: KafkaIOError | None, partitions: tuple[int, ...]) -> None:
+        self._each("commit_finished", lambda observer: observer.commit_finished(error, partitions))
 
-    def commit_failed(self) -> None:
-        self._call("commit_failed")
-
-    def transaction_finished(self, outcome: str) -> None:
-        self._call("transaction_finished", outcome)
+    def transaction_finished(self, outcome: TransactionOutcome) -> None:
+        self._each("transaction_finished", lambda observer: observer.transaction_finished(outcome))
 
     def polled(self, at_s: float) -> None:
-        self._call("polled", at_s)
+        self._each("polled", lambda observer: observer.polled(at_s))
 
     def lag(self, partition: TopicPartition, records: int) -> None:
-        self._call("lag", partition, records)
+        self._each("lag", lambda observer: observer.lag(partition, records))
 
     def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
-        self._call("partitions_assigned", partitions, total)
+        self._each("partitions_assigned", lambda observer: observer.partitions_assigned(partitions, total))
 
     def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
-        self._call("partitions_revoked", partitions, total, lost=lost)
+        self._each("partitions_revoked", lambda observer: observer.partitions_revoked(partitions, total, lost=lost))
 
     def ready(self, is_ready: bool) -> None:
-        self._call("ready", is_ready)
+        self._each("ready", lambda observer: observer.ready(is_ready))
 
     def __repr__(self) -> str:
-        return f"<SafeObserver inner={type(self._inner).__name__} failed_hooks={sorted(self._failed_hooks)}>"
+        names = ",".join(type(observer).__name__ for observer in self._observers)
+        return f"<ObserverChain observers={names} failed_hooks={sorted(self._failed_hooks)}>"

@@ -15,7 +15,7 @@ class BrokerOutageError(Exception):
     """The broker stayed unavailable for longer than the configured bound."""
 
 
-class Backoff:
+class BackoffDelays:
     """Delays of `initial_s`, doubling up to `max_s`, each with +-20% jitter; `reset()` after a success."""
 
     def __init__(self, *, initial_s: float, max_s: float, rng: random.Random | None = None) -> None:
@@ -34,7 +34,7 @@ class Backoff:
         self._attempt = 0
 
     def __repr__(self) -> str:
-        return f"<Backoff attempt={self._attempt} initial_s={self._initial_s} max_s={self._max_s}>"
+        return f"<BackoffDelays attempt={self._attempt} initial_s={self._initial_s} max_s={self._max_s}>"
 
 
 class OutageClock:

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from worker.kafka_fixes import close_sockets_of_failed_connects
-from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
+from worker.routing import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
 
 Isolation = Literal["read_committed", "read_uncommitted"]
 InputCoordinates = tuple[str, int, int]  # topic, partition, offset of an input record

@@ -8,7 +8,7 @@ from collections import Counter
 
 from chaos.ledger import Coordinates, Tally
 from chaos.traffic import claims
-from worker.loop import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
+from worker.routing import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
 from worker.topic_reader import input_answered as source_of
 
 

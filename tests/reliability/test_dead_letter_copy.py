@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.worker import claims
 from tests.worker.conftest import DLQ
-from worker.loop import DLQ_OMITTED, DLQ_REASON, DLQ_SOURCE_OFFSET
+from worker.routing import DLQ_OMITTED, DLQ_REASON, DLQ_SOURCE_OFFSET
 
 MakeHarness = Callable[..., Any]
 LIMIT = 1024 * 1024  # the harness runs with the default CLAIMS_MAX_RECORD_BYTES

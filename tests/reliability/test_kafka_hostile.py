@@ -25,7 +25,7 @@ from tests.reliability.strategies import BIRTH_DATE, MEMBER_ID, claim_like_bytes
 from tests.worker import claims
 from tests.worker.conftest import WorkerProcess, read_outputs
 from worker.exit_codes import ExitCode
-from worker.loop import DLQ_OMITTED
+from worker.routing import DLQ_OMITTED
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 

@@ -24,14 +24,20 @@ from prometheus_client import CollectorRegistry
 from tests.ports import free_port
 from tests.worker.engines import ScriptedEngine
 from tests.worker.fakes import FakeBroker, FakeConsumer, FakeProducer
+from worker.batch_log import BatchLog
+from worker.evaluator import Evaluator, ProcessEvaluator
+from worker.kafka_io import KafkaIOError, TopicPartition
 from worker.logs import configure_logging
 from worker.loop import LoopOptions, ValidationLoop
 from worker.metrics import WorkerMetrics
+from worker.observer import Observer, ObserverChain
 from worker.probes import HealthState
-from worker.rebalance import PendingOffsets, RebalanceHandler
-from worker.retry import Backoff
+from worker.rebalance import RebalanceHandler
+from worker.retry import BackoffDelays
+from worker.routing import Routes
 from worker.settings import LogFormat
 from worker.shutdown import ShutdownSignal
+from worker.sink import AtLeastOnceSink, ExactlyOnceSink, Sink
 from worker.topic_reader import Isolation, TopicReader, TopicRecord
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,10 +65,11 @@ class Harness:
     consumer: FakeConsumer
     producer: FakeProducer
     loop: ValidationLoop
+    sink: Sink
+    evaluator: Evaluator
     shutdown: ShutdownSignal
     metrics: WorkerMetrics
     registry: CollectorRegistry
-    pending: PendingOffsets
     health: HealthState
     clock: FakeClock
     producers: list[FakeProducer] = field(default_factory=list)
@@ -87,6 +94,11 @@ class Harness:
         value = self.registry.get_sample_value(name, labels)
         return 0.0 if value is None else value
 
+    def pending(self) -> dict[TopicPartition, int]:
+        """at_least_once: the offsets whose outputs are acknowledged but whose commit has not succeeded yet."""
+        assert isinstance(self.sink, AtLeastOnceSink)
+        return self.sink.pending
+
 
 @pytest.fixture
 def make_harness() -> Callable[..., Harness]:
@@ -95,54 +107,60 @@ def make_harness() -> Callable[..., Harness]:
         exactly_once: bool = False,
         partitions: int = 2,
         replaceable_producer: bool = True,
+        new_producers_fail_with: KafkaIOError | None = None,
         engine: Any = None,
-        observer: Any = None,
+        observer: Observer | None = None,
+        children: ProcessEvaluator | None = None,
         batch_max_records: int = 100,
     ) -> Harness:
+        """The loop on fakes. `new_producers_fail_with`: every replacement producer fails its first delivery so."""
         broker = FakeBroker()
         for topic, count in ((INPUT, partitions), (PASS, 3), (FAIL, 3), (DLQ, 1)):
             broker.create(topic, count)
         registry = CollectorRegistry()
         scripted = engine or ScriptedEngine()
         metrics = WorkerMetrics(registry, version="test", ruleset=scripted.ruleset)
-        pending = PendingOffsets()
-        handler = RebalanceHandler(pending=pending, observer=metrics)
-        consumer = FakeConsumer(broker, INPUT, handler=handler)
+        chain = ObserverChain([observer] if observer is not None else [metrics, BatchLog()])
+        consumer = FakeConsumer(broker, INPUT)
         producers = [FakeProducer(broker, transactional=exactly_once)]
 
         def new_producer() -> FakeProducer:
             producers.append(FakeProducer(broker, transactional=exactly_once))
+            if new_producers_fail_with is not None:
+                producers[-1].fail_next["commit_transaction" if exactly_once else "flush"].append(
+                    new_producers_fail_with
+                )
             return producers[-1]
 
+        factory = new_producer if replaceable_producer else None
+        sink: Sink = (
+            ExactlyOnceSink(consumer=consumer, producer=producers[0], producer_factory=factory)
+            if exactly_once
+            else AtLeastOnceSink(consumer=consumer, producer=producers[0], producer_factory=factory)
+        )
+        consumer.subscribe(RebalanceHandler(sink=sink, observer=chain))
         clock = FakeClock()
         shutdown = ShutdownSignal(grace_s=5.0)
         health = HealthState()
-        options = LoopOptions(
-            input_topic=INPUT,
-            pass_topic=PASS,
-            fail_topic=FAIL,
-            dlq_topic=DLQ,
-            worker_id="worker-test-1",
-            exactly_once=exactly_once,
-            batch_max_records=batch_max_records,
-            max_outage_s=60.0,
-            probe_interval_s=0.0,
-        )
+        evaluator = Evaluator(scripted, max_record_bytes=1024 * 1024, children=children)
         loop = ValidationLoop(
             consumer=consumer,
-            producer=producers[0],
-            producer_factory=new_producer if replaceable_producer else None,
-            engine=scripted,
-            options=options,
+            sink=sink,
+            evaluator=evaluator,
+            routes=Routes(
+                pass_topic=PASS, fail_topic=FAIL, dlq_topic=DLQ, worker_id="worker-test-1", max_record_bytes=1024 * 1024
+            ),
+            options=LoopOptions(
+                input_topic=INPUT, batch_max_records=batch_max_records, max_outage_s=60.0, probe_interval_s=0.0
+            ),
             shutdown=shutdown,
-            observer=observer or metrics,
+            observer=chain,
             health=health,
-            pending=pending,
             clock=clock,
-            backoff=Backoff(initial_s=0.001, max_s=0.001),
+            backoff=BackoffDelays(initial_s=0.001, max_s=0.001),
         )
         return Harness(
-            broker, consumer, producers[0], loop, shutdown, metrics, registry, pending, health, clock, producers
+            broker, consumer, producers[0], loop, sink, evaluator, shutdown, metrics, registry, health, clock, producers
         )
 
     return build
@@ -220,12 +238,12 @@ class WorkerProcess:
             }
         )
         env.update({f"CLAIMS_{key.upper()}": value for key, value in settings.items()})
-        self._log_file = log_path.open("wb")
+        self.log_file = log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "run"],
             cwd=REPO_ROOT,
             env=env,
-            stdout=self._log_file,
+            stdout=self.log_file,
             stderr=subprocess.STDOUT,
         )
 
@@ -275,13 +293,13 @@ class WorkerProcess:
         try:
             return self.process.wait(timeout=timeout_s)
         finally:
-            self._log_file.close()
+            self.log_file.close()
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=30)
-        self._log_file.close()
+        self.log_file.close()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """A small scripted rule engine for the loop's unit tests: the claim id says which outcome to return.
 
-`PASS-*` -> pass, `FAIL-*` -> fail with one error finding, `NA-*` -> not_applicable, `BOOM-*` -> the rules raise.
+`PASS-*` -> pass, `FAIL-*` -> fail with one error finding, `NA-*` -> not_applicable, `BOOM-*` -> the rules raise,
+`UNWRITABLE-*` -> a verdict whose finding cannot be written as JSON (a lone surrogate: serialisation raises).
 Schema failures become `fail` verdicts with one schema finding per problem, like the real engine.
 """
 
@@ -24,14 +25,14 @@ from schemas.verdict import (
 RULESET = RuleSetRef(id="test-rules", version="1.2.3")
 
 
-def _finding(rule_id: str, *, category: Category, field: str) -> Finding:
+def _finding(rule_id: str, *, category: Category, field: str, message: str = "scripted finding") -> Finding:
     return Finding(
         rule_id=rule_id,
         category=category,
         severity=Severity.ERROR,
         line_number=None,
         field=field,
-        message="scripted finding",
+        message=message,
         provider_action="none",
         carc=None,
         rarc=[],
@@ -50,9 +51,14 @@ class ScriptedEngine:
         prefix = claim.claim_id.split("-", 1)[0]
         if prefix == "BOOM":
             raise RuntimeError(f"rules exploded on {claim.patient.member_id}")  # must not leak anywhere
-        outcome = {"PASS": Outcome.PASS, "FAIL": Outcome.FAIL}.get(prefix, Outcome.NOT_APPLICABLE)
+        outcome = {"PASS": Outcome.PASS, "FAIL": Outcome.FAIL, "UNWRITABLE": Outcome.FAIL}.get(
+            prefix, Outcome.NOT_APPLICABLE
+        )
+        message = "\ud800" if prefix == "UNWRITABLE" else "scripted finding"
         findings = (
-            [_finding("TEST.UNITS", category=Category.UNITS, field="lines[0].units")] if outcome is Outcome.FAIL else []
+            [_finding("TEST.UNITS", category=Category.UNITS, field="lines[0].units", message=message)]
+            if outcome is Outcome.FAIL
+            else []
         )
         return ClaimValidated(
             event_id=verdict_event_id(claim.event_id),

@@ -7,6 +7,7 @@ exceptions on the consumer or producer (`fail_next`), the only place the tests "
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,10 +72,10 @@ class FakeBroker:
 class FakeConsumer:
     """A group member that owns every partition of its topic (until `revoke`)."""
 
-    def __init__(self, broker: FakeBroker, topic: str, *, handler: RebalanceHandler | None = None) -> None:
+    def __init__(self, broker: FakeBroker, topic: str) -> None:
         self.broker = broker
         self.topic = topic
-        self.handler = handler
+        self.handler: RebalanceHandler | None = None
         self.assigned = {TopicPartition(topic, p) for p in range(len(broker.topics[topic]))}
         self.positions = {tp: broker.committed.get(tp, 0) for tp in self.assigned}
         self.fail_next: dict[str, list[BaseException]] = defaultdict(list)
@@ -82,8 +83,11 @@ class FakeConsumer:
         self.closed = False
         self.seeks: list[tuple[TopicPartition, int]] = []
         self.on_poll: Callable[[FakeConsumer], None] | None = None
-        if handler is not None:
-            handler.on_assigned(self.assigned)
+
+    def subscribe(self, handler: RebalanceHandler) -> None:
+        """Like subscribing with a rebalance listener: the handler is told of the assignment at once."""
+        self.handler = handler
+        handler.on_assigned(self.assigned)
 
     def _maybe_fail(self, operation: str) -> None:
         if self.fail_next[operation]:
@@ -119,6 +123,9 @@ class FakeConsumer:
         self.broker.committed.update(offsets)
         self.broker.events.append(Event("commit", dict(offsets)))
 
+    async def commit_during_rebalance(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self.commit(offsets, 1.0)
+
     def seek(self, partition: TopicPartition, offset: int) -> None:
         if partition in self.assigned:
             self.positions[partition] = offset
@@ -152,11 +159,10 @@ class FakeConsumer:
     def revoke(self, partitions: set[TopicPartition], *, lost: bool = False) -> None:
         """Simulate a rebalance taking `partitions` away (what kafka-python's listener would do)."""
         assert self.handler is not None
-        if not lost:
-            pending = self.handler.offsets_to_commit_before_revoke(partitions)
-            if pending:
-                self.commit(pending, 1.0)
-        self.handler.on_revoked(partitions, lost=lost)
+        if lost:
+            self.handler.on_lost(partitions)
+        else:
+            asyncio.run(self.handler.on_revoked(partitions))
         self.assigned -= partitions
         for tp in partitions:
             self.positions.pop(tp, None)
@@ -167,7 +173,7 @@ class FakeProducer:
 
     def __init__(self, broker: FakeBroker, *, transactional: bool = False) -> None:
         self.broker = broker
-        self._transactional = transactional
+        self.transactional = transactional
         self.buffer: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
         self.fail_next: dict[str, list[BaseException]] = defaultdict(list)
         self.in_transaction = False
@@ -175,22 +181,18 @@ class FakeProducer:
         self.closed = False
         self.on_send: Callable[[FakeProducer], None] | None = None
         self.fail_on_send: dict[int, BaseException] = {}  # 1-based number of the send that raises
-        self._attempts = 0
-
-    @property
-    def transactional(self) -> bool:
-        return self._transactional
+        self.attempts = 0
 
     def _maybe_fail(self, operation: str) -> None:
         if self.fail_next[operation]:
             raise self.fail_next[operation].pop(0)
 
     def send(self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None) -> None:
-        if self._transactional and not self.in_transaction:
+        if self.transactional and not self.in_transaction:
             raise AssertionError("send outside a transaction")
-        self._attempts += 1
-        if self._attempts in self.fail_on_send:
-            raise self.fail_on_send.pop(self._attempts)
+        self.attempts += 1
+        if self.attempts in self.fail_on_send:
+            raise self.fail_on_send.pop(self.attempts)
         self.buffer.append((topic, key, value, headers))
         self.sent += 1
         if self.on_send is not None:
@@ -211,7 +213,7 @@ class FakeProducer:
         self.broker.events.append(Event("acked", self._deliver()))
 
     def begin_transaction(self) -> None:
-        assert self._transactional
+        assert self.transactional
         assert not self.in_transaction
         self.in_transaction = True
         self.broker.events.append(Event("txn_begin"))

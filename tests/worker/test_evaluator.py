@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,14 +17,21 @@ import pytest
 
 from bench.claims import generate, load_templates
 from rules.engine import RuleEngine, load_engine
-from rules.pipeline import evaluate_record
 from tests.worker import claims
 from tests.worker.conftest import DLQ, FAIL, PASS, REPO_ROOT, Harness
 from tests.worker.engines import ScriptedEngine
 from tests.worker.test_loop import publish_mixed, verdicts
-from worker.evaluator import Evaluated, EvaluatorError, ProcessEvaluator, RecordItem, evaluate_value
+from worker.evaluator import (
+    DeadLettered,
+    Evaluation,
+    EvaluatorError,
+    ProcessEvaluator,
+    RecordItem,
+    Verdict,
+    evaluate_item,
+)
 from worker.kafka_io import BrokerUnavailableError, TopicPartition
-from worker.loop import DLQ_REASON
+from worker.routing import DLQ_REASON
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,14 +59,19 @@ def make_evaluator() -> Iterator[MakeEvaluator]:
 
 
 def _items(values: list[bytes]) -> list[RecordItem]:
-    return [(value, "claims.submitted", offset % 3, offset) for offset, value in enumerate(values)]
+    return [(value, "claims.submitted", offset % 3, offset, [("trace", b"t")]) for offset, value in enumerate(values)]
 
 
-def _without_timing(results: list[Evaluated]) -> list[Evaluated]:
+def _without_timing(results: list[Evaluation]) -> list[Evaluation]:
     return [result._replace(duration_s=0.0) for result in results]
 
 
-def _all(evaluator: ProcessEvaluator, items: list[RecordItem]) -> list[Evaluated]:
+def _verdict(result: Evaluation) -> Verdict:
+    assert isinstance(result, Verdict), result
+    return result
+
+
+def _all(evaluator: ProcessEvaluator, items: list[RecordItem]) -> list[Evaluation]:
     return [
         result for chunk in evaluator.evaluate(items, validated_at=VALIDATED_AT, max_bytes=1 << 20) for result in chunk
     ]
@@ -74,11 +87,11 @@ def test_children_give_the_same_outputs_byte_for_byte_as_evaluating_in_process(
 
     # When they are evaluated by the children and in process
     children = _all(evaluator, items)
-    here = [evaluate_value(evaluate_record, engine, item, VALIDATED_AT, 1 << 20) for item in items]
+    here = [evaluate_item(engine, item, VALIDATED_AT, 1 << 20) for item in items]
 
     # Then the verdict bytes, outcomes, findings and dead letters are the same, in the same order
     assert _without_timing(children) == _without_timing(here)
-    assert {result.dead_letter.reason.value for result in here if result.dead_letter} == {
+    assert {result.reason.value for result in here if isinstance(result, DeadLettered)} == {
         "not_json",
         "unsupported_schema_version",
     }
@@ -90,8 +103,9 @@ def test_results_come_back_in_record_order_across_chunks_and_children(make_evalu
 
     results = _all(evaluator, _items(values))
 
-    assert [result.claim_id for result in results] == [f"PASS-{n}" for n in range(50)]
-    assert all(json.loads(result.value or b"")["source"]["offset"] == n for n, result in enumerate(results))
+    verdicts_ = [_verdict(result) for result in results]
+    assert [verdict.claim_id for verdict in verdicts_] == [f"PASS-{n}" for n in range(50)]
+    assert all(json.loads(verdict.value)["source"]["offset"] == n for n, verdict in enumerate(verdicts_))
 
 
 def test_results_of_an_abandoned_batch_are_not_taken_for_the_next_one(make_evaluator: MakeEvaluator) -> None:
@@ -103,13 +117,12 @@ def test_results_of_an_abandoned_batch_are_not_taken_for_the_next_one(make_evalu
 
     results = _all(evaluator, _items([claims.valid(f"FAIL-{n}") for n in range(3)]))
 
-    assert [result.claim_id for result in results] == ["FAIL-0", "FAIL-1", "FAIL-2"]
+    assert [_verdict(result).claim_id for result in results] == ["FAIL-0", "FAIL-1", "FAIL-2"]
 
 
 def test_a_dead_child_is_an_evaluator_error(make_evaluator: MakeEvaluator) -> None:
     evaluator = make_evaluator(ScriptedEngine(), 1)
-    evaluator._children[0][0].kill()
-    evaluator._children[0][0].join(5)
+    _kill_child(evaluator)
 
     with pytest.raises(EvaluatorError, match="failed"):
         _all(evaluator, _items([claims.valid("PASS-1")]))
@@ -119,8 +132,9 @@ def test_a_dead_child_is_an_evaluator_error(make_evaluator: MakeEvaluator) -> No
 def test_the_loop_with_children_routes_every_record_as_without(
     make_harness: MakeHarness, make_evaluator: MakeEvaluator, exactly_once: bool
 ) -> None:
-    h = make_harness(exactly_once=exactly_once)
-    h.loop._evaluator = make_evaluator(ScriptedEngine(), 1, chunk_records=2, min_batch_records=1)
+    h = make_harness(
+        exactly_once=exactly_once, children=make_evaluator(ScriptedEngine(), 1, chunk_records=2, min_batch_records=1)
+    )
     publish_mixed(h)
 
     h.drain()
@@ -136,8 +150,7 @@ def test_the_loop_with_children_routes_every_record_as_without(
 def test_a_failed_flush_with_children_reprocesses_the_batch_and_commits_once(
     make_harness: MakeHarness, make_evaluator: MakeEvaluator
 ) -> None:
-    h = make_harness()
-    h.loop._evaluator = make_evaluator(ScriptedEngine(), 1, chunk_records=2, min_batch_records=1)
+    h = make_harness(children=make_evaluator(ScriptedEngine(), 1, chunk_records=2, min_batch_records=1))
     publish_mixed(h)
     h.producer.fail_next["flush"].append(BrokerUnavailableError("broker down"))
 
@@ -153,11 +166,9 @@ def test_when_the_child_dies_the_loop_evaluates_the_batch_itself_and_goes_on(
     make_harness: MakeHarness, make_evaluator: MakeEvaluator
 ) -> None:
     # Given a loop whose evaluator child has died
-    h = make_harness()
     evaluator = make_evaluator(ScriptedEngine(), 1, min_batch_records=1)
-    evaluator._children[0][0].kill()
-    evaluator._children[0][0].join(5)
-    h.loop._evaluator = evaluator
+    _kill_child(evaluator)
+    h = make_harness(children=evaluator)
     publish_mixed(h)
 
     # When it processes a batch
@@ -167,7 +178,7 @@ def test_when_the_child_dies_the_loop_evaluates_the_batch_itself_and_goes_on(
     assert verdicts(h, PASS) == {"PASS-1": "pass", "NA-1": "not_applicable"}
     assert verdicts(h, FAIL) == {"FAIL-1": "fail", "SCHEMA-1": "fail"}
     assert len(h.broker.records(DLQ)) == 2
-    assert h.loop._evaluator is None
+    assert h.evaluator.children is None
 
 
 def test_a_child_ends_by_itself_when_its_parent_is_killed(tmp_path: Path) -> None:
@@ -178,7 +189,7 @@ def test_a_child_ends_by_itself_when_its_parent_is_killed(tmp_path: Path) -> Non
         "from tests.worker.engines import ScriptedEngine\n"
         "from worker.evaluator import ProcessEvaluator\n"
         "evaluator = ProcessEvaluator(ScriptedEngine(), 1)\n"
-        "print(evaluator._children[0][0].pid, flush=True)\n"
+        "print(evaluator.pids[0], flush=True)\n"
         "time.sleep(60)\n"
     )
     parent = subprocess.Popen(
@@ -206,6 +217,14 @@ def test_a_child_ends_by_itself_when_its_parent_is_killed(tmp_path: Path) -> Non
             parent.stdout.close()
 
 
+def _kill_child(evaluator: ProcessEvaluator) -> None:
+    [pid] = evaluator.pids
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while _state(pid) not in ("Z", "gone") and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -216,9 +235,8 @@ def _state(pid: int) -> str:
 def test_small_batches_are_evaluated_in_the_loop_and_large_ones_by_the_children(
     make_harness: MakeHarness, make_evaluator: MakeEvaluator
 ) -> None:
-    h = make_harness(batch_max_records=100)
     evaluator = make_evaluator(ScriptedEngine(), 1, chunk_records=10, min_batch_records=20)
-    h.loop._evaluator = evaluator
+    h = make_harness(batch_max_records=100, children=evaluator)
     for n in range(5):
         h.publish(claims.valid(f"PASS-{n}"), key=f"PASS-{n}".encode())
     h.drain()

@@ -19,10 +19,11 @@ from tests.ports import free_port
 from tests.worker import claims
 from tests.worker.conftest import Topics, WorkerProcess, publish, read_outputs
 from worker.kafka_io import KafkaConsumerAdapter, KafkaProducerAdapter, TopicPartition
-from worker.loop import DLQ_REASON, DLQ_WORKER_ID
-from worker.observer import NullObserver
-from worker.rebalance import KafkaRebalanceListener, PendingOffsets, RebalanceHandler
+from worker.observer import ObserverChain
+from worker.rebalance import KafkaRebalanceListener, RebalanceHandler
+from worker.routing import DLQ_REASON, DLQ_WORKER_ID
 from worker.settings import load_settings
+from worker.sink import AtLeastOnceSink, PendingOffsets
 from worker.topic_reader import TopicRecord
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
@@ -272,9 +273,11 @@ def test_the_rebalance_listener_commits_pending_offsets_before_giving_partitions
         bootstrap_servers=kafka_bootstrap, input_topic=topic, group_id=group, worker_id=unique("w")
     )
     pending = PendingOffsets()
-    handler = RebalanceHandler(pending=pending, observer=NullObserver())
     consumer = KafkaConsumerAdapter(settings)
-    consumer.subscribe(topic, KafkaRebalanceListener(handler, consumer.client))
+    producer = KafkaProducerAdapter(settings)
+    sink = AtLeastOnceSink(consumer=consumer, producer=producer, pending=pending)
+    handler = RebalanceHandler(sink=sink, observer=ObserverChain())
+    consumer.subscribe(topic, KafkaRebalanceListener(handler))
     deadline = time.monotonic() + 30
     while len(handler.assigned) < 2 and time.monotonic() < deadline:
         consumer.poll(100, 10)
@@ -289,3 +292,4 @@ def test_the_rebalance_listener_commits_pending_offsets_before_giving_partitions
     assert {tp.partition: meta.offset for tp, meta in committed.items()} == {0: 2, 1: 1}
     assert len(pending) == 0
     assert handler.assigned == frozenset()
+    producer.close(5)

@@ -23,8 +23,8 @@ from worker.kafka_io import (
     connection_options,
     missing_topics,
 )
-from worker.rebalance import PendingOffsets
 from worker.settings import load_settings
+from worker.sink import PendingOffsets
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -19,17 +20,16 @@ from worker.kafka_io import (
     ProducerFencedError,
     TopicPartition,
 )
-from worker.loop import (
+from worker.observer import Observer
+from worker.routing import (
     DLQ_ERROR,
     DLQ_REASON,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
     DLQ_WORKER_ID,
-    LoopOptions,
-    ValidationLoop,
 )
-from worker.shutdown import ShutdownSignal
+from worker.sink import AtLeastOnceSink, ExactlyOnceSink
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -133,25 +133,23 @@ def test_rules_raising_for_one_claim_dead_letters_it_as_internal_error_and_the_l
 
     [letter] = h.broker.records(DLQ)
     assert dict(letter.headers)[DLQ_REASON] == b"internal_error"
-    assert dict(letter.headers)[DLQ_ERROR] == b"rules failed: RuntimeError"
+    assert dict(letter.headers)[DLQ_ERROR] == b"evaluation failed: RuntimeError"
     assert letter.value == claims.valid("BOOM-1")
     assert verdicts(h, PASS) == {"NA-2": "not_applicable"}
     assert h.metric("claims_dead_letters_total", reason="internal_error") == 1
 
 
-def test_an_exception_outside_the_rules_is_dead_lettered_too(make_harness: MakeHarness) -> None:
+def test_a_verdict_that_cannot_be_written_is_dead_lettered_too(make_harness: MakeHarness) -> None:
+    # The one guard covers parsing, the rules and the verdict's serialisation alike.
     h = make_harness()
-
-    def broken_evaluate(*args: object, **kwargs: object) -> object:
-        raise MemoryError("simulated")
-
-    h.loop._evaluate = broken_evaluate  # type: ignore[assignment]
+    h.publish(claims.valid("UNWRITABLE-1"), key=b"UNWRITABLE-1")
     h.publish(claims.valid("NA-1"), key=b"NA-1")
 
     h.drain()
 
     [letter] = h.broker.records(DLQ)
-    assert dict(letter.headers)[DLQ_ERROR] == b"worker failed: MemoryError"
+    assert dict(letter.headers)[DLQ_ERROR] == b"evaluation failed: PydanticSerializationError"
+    assert verdicts(h, PASS) == {"NA-1": "not_applicable"}
 
 
 def test_a_failed_flush_commits_nothing_and_the_batch_is_processed_again(make_harness: MakeHarness) -> None:
@@ -202,17 +200,9 @@ def test_a_non_retriable_producer_error_gets_one_fresh_producer(make_harness: Ma
 def test_a_second_non_retriable_producer_error_in_a_row_stops_the_loop_without_commit(
     make_harness: MakeHarness,
 ) -> None:
-    h = make_harness()
+    h = make_harness(new_producers_fail_with=KafkaIOError("MessageSizeTooLargeError"))
     h.publish(claims.valid("NA-1"), key=b"NA-1")
     h.producer.fail_next["flush"].append(KafkaIOError("MessageSizeTooLargeError"))
-
-    def broken_producer() -> FakeProducer:
-        producer = FakeProducer(h.broker)
-        producer.fail_next["flush"].append(KafkaIOError("MessageSizeTooLargeError"))
-        h.producers.append(producer)
-        return producer
-
-    h.loop._producer_factory = broken_producer
 
     exit_code = h.loop.run()
 
@@ -274,12 +264,12 @@ def test_a_rejected_commit_keeps_the_offsets_pending_until_the_partition_is_revo
 
     assert h.broker.committed == {}
     assert len(h.broker.records(PASS)) == 2  # outputs stay published
-    assert h.pending.snapshot() == {TopicPartition(INPUT, 0): 1, TopicPartition(INPUT, 1): 1}
+    assert h.pending() == {TopicPartition(INPUT, 0): 1, TopicPartition(INPUT, 1): 1}
 
     h.consumer.revoke({TopicPartition(INPUT, 1)})
 
     assert h.broker.committed == {TopicPartition(INPUT, 1): 1}
-    assert h.pending.snapshot() == {TopicPartition(INPUT, 0): 1}
+    assert h.pending() == {TopicPartition(INPUT, 0): 1}
     assert h.metric("claims_commit_failures_total") == 1
     assert h.metric("claims_assigned_partitions") == 1
 
@@ -293,7 +283,7 @@ def test_pending_offsets_of_lost_partitions_are_dropped_not_committed(make_harne
     h.consumer.revoke({TopicPartition(INPUT, 0)}, lost=True)
 
     assert h.broker.committed == {}
-    assert h.pending.snapshot() == {}
+    assert h.pending() == {}
     assert h.metric("claims_rebalances_total", event="lost") == 1
 
 
@@ -382,8 +372,11 @@ def test_a_stop_requested_mid_batch_finishes_and_commits_that_batch_then_stops(m
 
 
 def test_a_failing_observer_never_fails_a_claim(make_harness: MakeHarness, captured_logs: object) -> None:
-    class BrokenObserver:
-        def __getattr__(self, name: str) -> Callable[..., None]:
+    class BrokenObserver(Observer):
+        def __getattribute__(self, name: str) -> Any:
+            if name.startswith("_"):
+                return super().__getattribute__(name)
+
             def hook(*args: object, **kwargs: object) -> None:
                 raise RuntimeError("metrics backend down")
 
@@ -396,6 +389,10 @@ def test_a_failing_observer_never_fails_a_claim(make_harness: MakeHarness, captu
 
     assert h.broker.committed == {TopicPartition(INPUT, 0): 3, TopicPartition(INPUT, 1): 3}
     assert len(h.broker.records(PASS)) + len(h.broker.records(FAIL)) + len(h.broker.records(DLQ)) == 6
+    failed_hooks = {
+        line["hook"] for line in json_lines(captured_logs.getvalue()) if line["event"] == "metrics.observer_failed"
+    }  # type: ignore[attr-defined]
+    assert {"batch_delivered", "commit_finished", "partitions_assigned"} <= failed_hooks
 
 
 def test_metrics_count_what_was_processed(make_harness: MakeHarness) -> None:
@@ -449,13 +446,10 @@ def test_logs_one_line_per_batch_and_dead_letters_with_coordinates_but_no_patien
     assert claims.SECRET_VALID_BIRTH_DATE not in text
 
 
-def test_the_producer_must_match_the_delivery_mode(make_harness: MakeHarness) -> None:
+@pytest.mark.parametrize("transactional", [False, True])
+def test_the_producer_must_match_the_delivery_mode(make_harness: MakeHarness, transactional: bool) -> None:
     h = make_harness()
-    with pytest.raises(ValueError, match="transactional"):
-        ValidationLoop(
-            consumer=h.consumer,
-            producer=FakeProducer(h.broker, transactional=True),
-            engine=h.loop._engine,
-            options=LoopOptions(input_topic=INPUT, pass_topic=PASS, fail_topic=FAIL, dlq_topic=DLQ, worker_id="w"),
-            shutdown=ShutdownSignal(grace_s=1.0),
-        )
+    producer = FakeProducer(h.broker, transactional=transactional)
+    sink = AtLeastOnceSink if transactional else ExactlyOnceSink
+    with pytest.raises(ValueError, match="transaction"):
+        sink(consumer=h.consumer, producer=producer)

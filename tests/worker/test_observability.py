@@ -15,13 +15,17 @@ from prometheus_client import CollectorRegistry
 from schemas.parsing import DeadLetterReason
 from schemas.verdict import Outcome, RuleSetRef
 from tests.worker.conftest import json_lines
+from tests.worker.fakes import FakeRecord
+from worker.batch import BatchResult, Processed
+from worker.evaluator import Verdict
 from worker.kafka_io import TopicPartition
 from worker.logs import REDACTED, configure_logging, resolve_format
 from worker.metrics import MAX_RULE_LABELS, WorkerMetrics
-from worker.observer import BatchStats
 from worker.probes import HealthState, ProbeServer
-from worker.retry import Backoff, BrokerOutageError, OutageClock
+from worker.retry import BackoffDelays, BrokerOutageError, OutageClock
+from worker.routing import OutputRecord
 from worker.settings import LogFormat
+from worker.sink import Delivery
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -90,25 +94,37 @@ def test_closed_label_sets_exist_at_zero_from_start_up() -> None:
     assert registry.get_sample_value("claims_transactions_total", {"outcome": "aborted"}) == 0
 
 
-def test_end_to_end_latency_is_commit_time_minus_record_timestamp() -> None:
-    metrics, registry = new_metrics()
-    stats = BatchStats(records=2, committed_at_s=1000.0, record_timestamps_ms=[999_950, 998_000])
-    stats.validation_durations_s.extend([0.0002, 0.0003])
+def _delivered(*, timestamps_ms: list[int], findings: tuple[tuple[str, str], ...] = ()) -> BatchResult:
+    """A delivered batch of passing claims with these record timestamps, each with `findings`."""
+    processed = [
+        Processed(
+            FakeRecord("in", 0, offset, timestamp, b"C", b"{}"),
+            Verdict(f"C{offset}", Outcome.PASS, b"{}", findings, 0.0002 + offset / 10_000),
+            OutputRecord("pass", b"C", b"{}", None),
+        )
+        for offset, timestamp in enumerate(timestamps_ms)
+    ]
+    return BatchResult.of(
+        processed, partitions=(0,), duration_s=0.01, delivered_at_s=1000.0, delivery=Delivery(committed=True)
+    )
 
-    metrics.batch_committed(stats)
+
+def test_end_to_end_latency_is_delivery_time_minus_record_timestamp() -> None:
+    metrics, registry = new_metrics()
+
+    metrics.batch_delivered(_delivered(timestamps_ms=[999_950, 998_000]))
 
     assert registry.get_sample_value("claims_end_to_end_latency_seconds_sum") == pytest.approx(2.05)
     assert registry.get_sample_value("claims_end_to_end_latency_seconds_bucket", {"le": "0.1"}) == 1
     assert registry.get_sample_value("claims_validation_duration_seconds_count") == 2
+    assert registry.get_sample_value("claims_validation_duration_seconds_sum") == pytest.approx(0.0005)
 
 
 def test_rule_labels_are_capped_so_a_rule_set_bug_cannot_explode_cardinality() -> None:
     metrics, registry = new_metrics()
-    stats = BatchStats()
-    for index in range(MAX_RULE_LABELS + 5):
-        stats.findings[(f"R{index}", "error")] += 1
+    findings = tuple((f"R{index}", "error") for index in range(MAX_RULE_LABELS + 5))
 
-    metrics.batch_committed(stats)
+    metrics.batch_delivered(_delivered(timestamps_ms=[999_000], findings=findings))
 
     assert registry.get_sample_value("claims_findings_total", {"rule_id": "other", "severity": "error"}) == 5
 
@@ -184,7 +200,7 @@ def test_unknown_paths_are_not_found(probe_server: tuple[ProbeServer, HealthStat
 
 
 def test_backoff_doubles_up_to_its_bound_with_jitter_and_resets() -> None:
-    backoff = Backoff(initial_s=1.0, max_s=4.0)
+    backoff = BackoffDelays(initial_s=1.0, max_s=4.0)
     delays = [backoff.next_delay_s() for _ in range(5)]
     assert 0.8 <= delays[0] <= 1.2
     assert 1.6 <= delays[1] <= 2.4

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from rules.engine import PolicyError, RuleEngine, load_engine
-from rules.pipeline import evaluate_record
-from schemas.parsing import DEFAULT_MAX_BYTES, DeadLetter
+from schemas.parsing import DEFAULT_MAX_BYTES
 from schemas.verdict import ClaimValidated, utc_now
+from worker.evaluator import DeadLettered, Evaluation, evaluate_claim_bytes
 from worker.exit_codes import ExitCode
 
 PROGRESS_EVERY_LINES = 10_000
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _results(
     stream: BinaryIO, engine: RuleEngine, validated_at: dt.datetime, max_bytes: int, progress_every: int
-) -> Iterator[tuple[int, ClaimValidated | DeadLetter]]:
+) -> Iterator[tuple[int, Evaluation]]:
     """(input line number, result) per non-blank line; a progress line on stderr every `progress_every` lines."""
     started = time.perf_counter()
     number = 0
@@ -138,7 +138,7 @@ def _results(
         raw = raw_line.rstrip(b"\r\n")
         if not raw.strip():
             continue
-        yield number, evaluate_record(raw, engine, validated_at=validated_at, max_bytes=max_bytes)
+        yield number, evaluate_claim_bytes(engine, raw, validated_at=validated_at, max_bytes=max_bytes)
         if progress_every and number % progress_every == 0:
             _progress(number, started)
     if progress_every and number % progress_every:
@@ -151,7 +151,7 @@ def _progress(lines: int, started: float) -> None:
     print(f"validate: {lines:,} lines, {rate:,.0f} lines/s", file=sys.stderr, flush=True)
 
 
-def dead_letter_json(dead_letter: DeadLetter, input_line: int) -> bytes:
+def dead_letter_json(dead_letter: DeadLettered, input_line: int) -> bytes:
     """The offline output line for input that cannot be read as a claim."""
     document = {
         "schema_version": 1,
@@ -163,13 +163,13 @@ def dead_letter_json(dead_letter: DeadLetter, input_line: int) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
 
-def _write_jsonl(results: Iterable[tuple[int, ClaimValidated | DeadLetter]], out: BinaryIO) -> None:
+def _write_jsonl(results: Iterable[tuple[int, Evaluation]], out: BinaryIO) -> None:
     batch: list[bytes] = []
     for number, result in results:
-        if isinstance(result, DeadLetter):
+        if isinstance(result, DeadLettered):
             batch.append(dead_letter_json(result, number))
         else:
-            batch.append(result.model_dump_json().encode("utf-8"))
+            batch.append(result.value)
         if len(batch) >= _WRITE_BATCH_LINES:
             batch.append(b"")
             out.write(b"\n".join(batch))
@@ -179,14 +179,15 @@ def _write_jsonl(results: Iterable[tuple[int, ClaimValidated | DeadLetter]], out
         out.write(b"\n".join(batch))
 
 
-def _write_table(results: Iterable[tuple[int, ClaimValidated | DeadLetter]], out: TextIO) -> None:
+def _write_table(results: Iterable[tuple[int, Evaluation]], out: TextIO) -> None:
     counts: Counter[str] = Counter()
     out.write(f"{'LINE':>6}  {'CLAIM':<24} OUTCOME\n")
-    for number, result in results:
-        if isinstance(result, DeadLetter):
+    for number, evaluation in results:
+        if isinstance(evaluation, DeadLettered):
             counts["dead_letter"] += 1
-            out.write(f"{number:>6}  {'-':<24} dead letter: {result.reason.value}: {result.error}\n")
+            out.write(f"{number:>6}  {'-':<24} dead letter: {evaluation.reason.value}: {evaluation.error}\n")
             continue
+        result = ClaimValidated.model_validate_json(evaluation.value)  # the table needs every finding's details
         counts[result.outcome.value] += 1
         severities = Counter(finding.severity.value for finding in result.findings)
         summary = ", ".join(

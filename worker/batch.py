@@ -1,0 +1,93 @@
+"""One unit of the loop's work: a polled batch (`Batch`) and what came of it once delivered (`BatchResult`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from schemas.parsing import DeadLetterReason
+from schemas.verdict import Outcome
+from worker.evaluator import DeadLettered, Evaluation, Verdict
+from worker.kafka_io import Record, TopicPartition
+from worker.routing import OutputRecord
+from worker.sink import Delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A polled batch, in poll order, with the offsets it starts at and the ones to commit after it."""
+
+    records: list[Record]
+    first_offsets: dict[TopicPartition, int]
+    next_offsets: dict[TopicPartition, int]
+    partitions: tuple[int, ...]
+    started: float  # monotonic seconds
+
+    @classmethod
+    def of(cls, polled: Mapping[TopicPartition, Sequence[Record]], started: float) -> Batch:
+        parts = {tp: records for tp, records in polled.items() if records}
+        return cls(
+            records=[record for records in parts.values() for record in records],
+            first_offsets={tp: records[0].offset for tp, records in parts.items()},
+            next_offsets={tp: records[-1].offset + 1 for tp, records in parts.items()},
+            partitions=tuple(sorted(tp.partition for tp in parts)),
+            started=started,
+        )
+
+
+class Processed(NamedTuple):
+    """One input record, its evaluation and the output record that answers it."""
+
+    record: Record
+    evaluation: Evaluation
+    output: OutputRecord
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One delivered batch: each record with its evaluation, in order; durations in seconds, times in epoch s."""
+
+    processed: Sequence[Processed]
+    partitions: tuple[int, ...]
+    duration_s: float  # from the poll's return to the end of delivery
+    delivered_at_s: float  # end-to-end latency of a record = this - its timestamp
+    delivery: Delivery
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    dead_letters: Counter[DeadLetterReason] = field(default_factory=Counter)
+    findings: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule_id, severity)
+
+    @classmethod
+    def of(
+        cls,
+        processed: Sequence[Processed],
+        *,
+        partitions: tuple[int, ...],
+        duration_s: float,
+        delivered_at_s: float,
+        delivery: Delivery,
+    ) -> BatchResult:
+        """The result with its counts (one pass over the evaluations)."""
+        outcomes: Counter[Outcome] = Counter()
+        dead_letters: Counter[DeadLetterReason] = Counter()
+        findings: Counter[tuple[str, str]] = Counter()
+        for _, evaluation, _ in processed:
+            if isinstance(evaluation, Verdict):
+                outcomes[evaluation.outcome] += 1
+                if evaluation.findings:
+                    findings.update(evaluation.findings)
+            else:
+                dead_letters[evaluation.reason] += 1
+        return cls(processed, partitions, duration_s, delivered_at_s, delivery, outcomes, dead_letters, findings)
+
+    @property
+    def records(self) -> int:
+        return len(self.processed)
+
+    def dead_lettered(self) -> list[tuple[Record, DeadLettered, OutputRecord]]:
+        return [
+            (record, evaluation, output)
+            for record, evaluation, output in self.processed
+            if isinstance(evaluation, DeadLettered)
+        ]
