@@ -1,6 +1,8 @@
 """The rule functions, one concept per module, each with `check(ctx)` and the `RULES` ids it may emit.
 
-`{code}` in a rule id stands for each drug profile's code (e.g. `J9353.WASTE.JW_LINE_MISSING`).
+Each module names its rule ids as constants and builds `RULES` from them, so a misspelt id is an error at import
+(or mypy's), not a miss at run time. A profile rule's id is a `rules.context.ProfileRuleId`: `{code}` in it stands
+for each drug profile's code (`JW_LINE_MISSING.for_code("J9353")` is `J9353.WASTE.JW_LINE_MISSING`).
 """
 
 from __future__ import annotations
