@@ -12,6 +12,7 @@ from types import ModuleType
 import pytest
 
 import rules.checks
+from rules.checks import ALL_CHECKS, EVERY_CLAIM_CHECKS
 from rules.context import ProfileRuleId
 
 CHECK_MODULES: list[ModuleType] = [
@@ -64,3 +65,11 @@ def test_check_modules_pass_rule_ids_to_hit_and_skip_as_constants_not_literals(m
     ]
 
     assert literals == []
+
+
+def test_every_check_module_is_run_once_with_its_own_rules() -> None:
+    # A check module left out of rules.checks would never run, and its rules would escape the catalogue check.
+    registered = sorted((check.run.__module__, check.rules) for check in ALL_CHECKS)
+
+    assert registered == sorted((module.__name__, module.RULES) for module in CHECK_MODULES)
+    assert {check.run.__module__ for check in EVERY_CLAIM_CHECKS} == {"rules.checks.crosswalk"}
