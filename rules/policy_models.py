@@ -1,7 +1,7 @@
 """Typed, frozen models of the policy files under `rules/policy/` (and of a user payer policy file).
 
 These models only describe and validate the files; `rules.loading` turns them into the lookup tables the rules
-read (`rules.policy.Policy`). Validation is strict (the YAML is validated in pydantic's JSON mode, so dates and
+read (`rules.policy_tables.Policy`). Validation is strict (the YAML is validated in pydantic's JSON mode, so dates and
 enum values are written as text): a value of the wrong type (an unquoted place of service, a number for a code)
 or an unknown key is an error, never silently coerced or ignored.
 """

@@ -131,7 +131,8 @@ def test_verdict_carries_ids_ruleset_and_source(engine: RuleEngine) -> None:
 
 
 def test_verdict_json_is_valid_against_the_contract_model(engine: RuleEngine) -> None:
-    # The engine builds verdicts without re-validation; their JSON must still satisfy the model.
+    # The engine's models validate the Python values it builds them from; consumers read the JSON, which must
+    # validate against the same model and give the same verdict back.
     claim = _claim(
         "medicare_j9353", {"set": {"diagnoses": ["C34.90"], "lines.1.units": 39}, "unset": ["patient.weight_kg"]}
     )
