@@ -25,8 +25,9 @@ def _validate(engine: RuleEngine, claim: ClaimSubmitted) -> ClaimValidated:
     return engine.validate(claim, validated_at=VALIDATED_AT, source=None)
 
 
-def test_billing_facts_worked_example_passes_with_nothing_to_report(engine: RuleEngine) -> None:
-    # Given 70 kg x 15 mg/kg = 1050 mg = J9353 x 210, and 200 mg discarded = J9353-JW x 40 (billing-facts §3)
+def test_the_worked_example_passes_with_nothing_to_report(engine: RuleEngine) -> None:
+    # Given the worked example of rules/policy/SOURCES.md: 70 kg x 15 mg/kg = 1050 mg = J9353 x 210, and 200 mg
+    # discarded = J9353-JW x 40
     claim = _claim("medicare_j9353")
 
     verdict = _validate(engine, claim)
