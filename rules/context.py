@@ -1,7 +1,8 @@
 """What every rule receives: the claim plus what is computed once per claim (payer policy, drug lines).
 
 Rules yield `Hit` (a finding, by rule id, with the values its message template needs) or `Skip` (the rule
-could not run for lack of data: it becomes a `not_evaluated` entry, never a silent pass).
+could not run for lack of data: it becomes a `not_evaluated` entry, never a silent pass). Check modules name
+their rule ids as module constants: a claim-level id as a string, a profile rule's id as a `ProfileRuleId`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,34 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
 from rules.policy_tables import PayerPolicy, Policy, Profile
 from schemas.claim import ClaimLine, ClaimSubmitted
+
+_CODE = "{code}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRuleId:
+    """The id of a profile rule as rules.yaml writes it, `{code}.<CATEGORY>.<CONDITION>` (one rule per profile).
+
+    `template` is what the catalogue is checked against; `for_code("J9353")` is the id of J9353's rule. Raises
+    ValueError when `template` does not start with `{code}.` or lacks a category and a condition.
+    """
+
+    template: str
+
+    def __post_init__(self) -> None:
+        parts = self.template.split(".")
+        if len(parts) != 3 or parts[0] != _CODE or not all(parts[1:]):
+            raise ValueError(f"profile rule id {self.template!r} is not {_CODE}.<CATEGORY>.<CONDITION>")
+
+    def for_code(self, code: str) -> str:
+        """The rule id for the profile of `code`, e.g. `J9353.WASTE.JZ_MISSING`."""
+        return self.template.replace(_CODE, code, 1)
 
 
 class Hit(NamedTuple):

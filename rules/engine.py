@@ -47,14 +47,15 @@ def _finding_order(finding: Finding) -> tuple[bool, int, str, str]:
 class RuleEngine:
     """Validates claims against one immutable `Policy`; safe to share between threads. Build with `load_engine`."""
 
-    __slots__ = ("_catalogue", "_drug_claim_checks", "_every_claim_checks", "_policy")
+    __slots__ = ("_catalogue", "_policy", "_runs_with_drug_lines", "_runs_without_drug_lines")
 
     def __init__(self, policy: Policy) -> None:
         _verify_catalogue(policy, ALL_CHECKS)
         self._policy = policy
         self._catalogue = policy.catalogue
-        self._every_claim_checks = tuple(check.run for check in EVERY_CLAIM_CHECKS)
-        self._drug_claim_checks = tuple(check.run for check in ALL_CHECKS)
+        # A claim with a drug line runs every check; any other claim only the checks for every claim (crosswalk).
+        self._runs_with_drug_lines = tuple(check.run for check in ALL_CHECKS)
+        self._runs_without_drug_lines = tuple(check.run for check in EVERY_CLAIM_CHECKS)
 
     def __repr__(self) -> str:
         ruleset = self._policy.ruleset
@@ -84,12 +85,12 @@ class RuleEngine:
         """
         _require_aware(validated_at)
         ctx = build_context(claim, self._policy, validated_at)
-        checks = self._drug_claim_checks if ctx.drug_lines else self._every_claim_checks
+        runs = self._runs_with_drug_lines if ctx.drug_lines else self._runs_without_drug_lines
         findings: list[Finding] = []
         skips: list[Skip] = []
         catalogue = self._catalogue
         has_error = False
-        for run in checks:
+        for run in runs:
             for result in run(ctx):
                 if isinstance(result, Hit):
                     spec = catalogue[result.rule_id]

@@ -1,7 +1,7 @@
 """Typed, frozen models of the policy files under `rules/policy/` (and of a user payer policy file).
 
 These models only describe and validate the files; `rules.loading` turns them into the lookup tables the rules
-read (`rules.policy.Policy`). Validation is strict (the YAML is validated in pydantic's JSON mode, so dates and
+read (`rules.policy_tables.Policy`). Validation is strict (the YAML is validated in pydantic's JSON mode, so dates and
 enum values are written as text): a value of the wrong type (an unquoted place of service, a number for a code)
 or an unknown key is an error, never silently coerced or ignored.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator, model_validator
 
 from schemas.claim import PayerType
 from schemas.verdict import Category, GroupCode, Severity
@@ -189,24 +189,18 @@ class TimelyFiling(BaseModel):
         return self
 
 
-_PAYER_FIELDS = (
-    "timely_filing",
-    "timely_filing_warning_days",
-    "jw_jz_required_from",
-    "accepts_jw",
-    "prior_authorization_required",
-    "ndc_required",
-    "min_days_between_doses",
-)
-
-
 class PayerRules(BaseModel):
-    """A payer's complete policy, after defaults and overrides are merged."""
+    """A payer's complete policy, after defaults and overrides are merged.
+
+    The one declaration of the payer fields: `PayerOverride` (what a policy file writes) and `PAYER_FIELDS` are
+    derived from it, so a new field is written here only.
+    """
 
     model_config = _CONFIG
 
     timely_filing: TimelyFiling
     timely_filing_warning_days: Annotated[int, Field(ge=0, le=365)]
+    # None: the payer never requires JW/JZ (so `jw_jz_required_from: null` may be written in an override).
     jw_jz_required_from: dt.date | None
     accepts_jw: bool
     prior_authorization_required: bool
@@ -220,29 +214,57 @@ class PayerRules(BaseModel):
         return self
 
 
-class PayerOverride(BaseModel):
-    """Some fields of a payer policy; the others are inherited (only the fields written in the file count)."""
+PAYER_FIELDS: tuple[str, ...] = tuple(PayerRules.model_fields)
+"""The names of the payer fields, in declaration order."""
+
+# Payer fields whose complete value may be None: writing null in an override is a value (jw_jz_required_from:
+# null means "never"), not a way to inherit it.
+_NULLABLE_PAYER_FIELDS = frozenset(
+    name for name, info in PayerRules.model_fields.items() if type(None) in get_args(info.annotation)
+)
+
+
+class _PayerOverrideBase(BaseModel):
+    """What every override model has besides the payer fields: the null check and `written_fields`."""
 
     model_config = _CONFIG
 
-    timely_filing: TimelyFiling | None = None
-    timely_filing_warning_days: Annotated[int, Field(ge=0, le=365)] | None = None
-    jw_jz_required_from: dt.date | None = None
-    accepts_jw: bool | None = None
-    prior_authorization_required: bool | None = None
-    ndc_required: bool | None = None
-    min_days_between_doses: dict[HcpcsCode, Annotated[int, Field(ge=1)]] | None = None
-
     @model_validator(mode="after")
-    def _no_null_except_jw_date(self) -> PayerOverride:
-        for name in self.model_fields_set:
-            if name != "jw_jz_required_from" and getattr(self, name) is None:
+    def _no_null_where_a_value_is_required(self) -> _PayerOverrideBase:
+        for name in PAYER_FIELDS:
+            if name in self.model_fields_set and name not in _NULLABLE_PAYER_FIELDS and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null (leave it out to inherit it)")
         return self
 
     def written_fields(self) -> dict[str, object]:
-        """The fields written in the file, by name (`jw_jz_required_from: null` counts: it means never)."""
-        return {name: getattr(self, name) for name in _PAYER_FIELDS if name in self.model_fields_set}
+        """The payer fields written in the file, by name (`jw_jz_required_from: null` counts: it means never)."""
+        return {name: getattr(self, name) for name in PAYER_FIELDS if name in self.model_fields_set}
+
+
+def _optional_payer_fields() -> dict[str, Any]:
+    # Each field of PayerRules with its constraints kept (they live in FieldInfo.metadata once pydantic has read
+    # the Annotated type), made optional with default None.
+    fields: dict[str, Any] = {}
+    for name, info in PayerRules.model_fields.items():
+        annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = (annotation | None, None)
+    return fields
+
+
+if TYPE_CHECKING:
+    # Type checkers cannot see fields made at run time; they see the base, so code reads an override through
+    # `written_fields()` only.
+    PayerOverride = _PayerOverrideBase
+else:
+    PayerOverride = create_model(
+        "PayerOverride",
+        __base__=_PayerOverrideBase,
+        __module__=__name__,
+        __doc__=(
+            "Some fields of a payer policy; the others are inherited (only the fields written in the file count)."
+        ),
+        **_optional_payer_fields(),
+    )
 
 
 class NamedPayer(PayerOverride):

@@ -128,12 +128,5 @@ class ClaimValidated(BaseModel):
     source: SourceRecord | None = Field(description="Where the input came from; null when validated offline.")
 
 
-def outcome_of(findings: list[Finding], *, applicable: bool) -> Outcome:
-    """`fail` iff any finding is an error; else `pass` when a rule set applied; else `not_applicable`."""
-    if any(finding.severity is Severity.ERROR for finding in findings):
-        return Outcome.FAIL
-    return Outcome.PASS if applicable else Outcome.NOT_APPLICABLE
-
-
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rules.context import ClaimContext, Hit, RuleResult, Skip
+from rules.context import ClaimContext, Hit, ProfileRuleId, RuleResult, Skip
 
-RULES = (
-    "{code}.ADMINISTRATION.NO_CHEMO_ADMIN_CODE",
-    "{code}.ADMINISTRATION.LONG_INFUSION_WITHOUT_96415",
-    "{code}.ADMINISTRATION.NON_CHEMO_INFUSION_CODE",
-)
+NO_CHEMO_ADMIN_CODE = ProfileRuleId("{code}.ADMINISTRATION.NO_CHEMO_ADMIN_CODE")
+LONG_INFUSION_WITHOUT_96415 = ProfileRuleId("{code}.ADMINISTRATION.LONG_INFUSION_WITHOUT_96415")
+NON_CHEMO_INFUSION_CODE = ProfileRuleId("{code}.ADMINISTRATION.NON_CHEMO_INFUSION_CODE")
+RULES = (NO_CHEMO_ADMIN_CODE.template, LONG_INFUSION_WITHOUT_96415.template, NON_CHEMO_INFUSION_CODE.template)
 
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
@@ -27,7 +26,7 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
         billed_that_day = codes_on[line.service_date]
         if in_office and billed_that_day.isdisjoint(chemotherapy):
             yield Hit(
-                f"{code}.ADMINISTRATION.NO_CHEMO_ADMIN_CODE",
+                NO_CHEMO_ADMIN_CODE.for_code(code),
                 line.line_number,
                 "lines",
                 {
@@ -46,12 +45,12 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
                 if ended is None or started is None
                 else ("the infusion ends before it starts")
             )
-            yield Skip(f"{code}.ADMINISTRATION.LONG_INFUSION_WITHOUT_96415", f"line {line.line_number}: {reason}")
+            yield Skip(LONG_INFUSION_WITHOUT_96415.for_code(code), f"line {line.line_number}: {reason}")
             continue
         minutes = (ended - started).total_seconds() / 60
         if minutes > long_minutes and additional_hour not in billed_that_day:
             yield Hit(
-                f"{code}.ADMINISTRATION.LONG_INFUSION_WITHOUT_96415",
+                LONG_INFUSION_WITHOUT_96415.for_code(code),
                 line.line_number,
                 f"{drug_line.path}.administration.ended_at",
                 {
@@ -78,7 +77,7 @@ def _non_chemotherapy_lines(ctx: ClaimContext) -> Iterator[RuleResult]:
         drugs = sorted({d.profile.code for d in ctx.doses if d.line.service_date == line.service_date})
         for code in drugs:
             yield Hit(
-                f"{code}.ADMINISTRATION.NON_CHEMO_INFUSION_CODE",
+                NON_CHEMO_INFUSION_CODE.for_code(code),
                 line.line_number,
                 f"lines[{index}].procedure_code",
                 {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rules.context import ClaimContext, Hit, RuleResult
+from rules.context import ClaimContext, Hit, ProfileRuleId, RuleResult
 
-RULES = ("{code}.CODE.BEFORE_EFFECTIVE_DATE",)
+BEFORE_EFFECTIVE_DATE = ProfileRuleId("{code}.CODE.BEFORE_EFFECTIVE_DATE")
+RULES = (BEFORE_EFFECTIVE_DATE.template,)
 
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
@@ -15,7 +16,7 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
         service_date = drug_line.line.service_date
         if effective_from is not None and service_date < effective_from:
             yield Hit(
-                f"{drug_line.profile.code}.CODE.BEFORE_EFFECTIVE_DATE",
+                BEFORE_EFFECTIVE_DATE.for_code(drug_line.profile.code),
                 drug_line.line.line_number,
                 f"{drug_line.path}.service_date",
                 {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rules.context import ClaimContext, DrugLine, Hit, RuleResult
+from rules.context import ClaimContext, DrugLine, Hit, ProfileRuleId, RuleResult
 
 UNKNOWN = "CLAIM.DIAGNOSIS.UNKNOWN_CODE"
 NOT_BILLABLE = "CLAIM.DIAGNOSIS.NOT_BILLABLE"
 POINTER = "CLAIM.DIAGNOSIS.POINTER_OUT_OF_RANGE"
-RULES = (UNKNOWN, NOT_BILLABLE, POINTER, "{code}.DIAGNOSIS.NOT_INDICATED")
+NOT_INDICATED = ProfileRuleId("{code}.DIAGNOSIS.NOT_INDICATED")
+RULES = (UNKNOWN, NOT_BILLABLE, POINTER, NOT_INDICATED.template)
 
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
@@ -68,7 +69,7 @@ def _not_indicated(drug_line: DrugLine, pointed: list[str]) -> Hit:
         if diagnosis.startswith(prefixes)
     ]
     return Hit(
-        f"{profile.code}.DIAGNOSIS.NOT_INDICATED",
+        NOT_INDICATED.for_code(profile.code),
         drug_line.line.line_number,
         "diagnoses" if drug_line.line.diagnosis_pointers is None else f"{drug_line.path}.diagnosis_pointers",
         {

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import pairwise
 
-from rules.context import ClaimContext, DrugLine, Hit, RuleResult
+from rules.context import ClaimContext, DrugLine, Hit, ProfileRuleId, RuleResult
 
-RULES = ("{code}.FREQUENCY.TOO_SOON",)
+TOO_SOON = ProfileRuleId("{code}.FREQUENCY.TOO_SOON")
+RULES = (TOO_SOON.template,)
 
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
@@ -29,7 +30,7 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
             days = (current.line.service_date - previous.line.service_date).days
             if days < min_days:
                 yield Hit(
-                    f"{code}.FREQUENCY.TOO_SOON",
+                    TOO_SOON.for_code(code),
                     current.line.line_number,
                     f"{current.path}.service_date",
                     {

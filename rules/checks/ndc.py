@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rules.context import ClaimContext, Hit, RuleResult
+from rules.context import ClaimContext, Hit, ProfileRuleId, RuleResult
 from rules.policy_tables import normalise_ndc
 
+MISSING = ProfileRuleId("{code}.NDC.MISSING")
 INVALID_FORMAT = "CLAIM.NDC.INVALID_FORMAT"
-RULES = ("{code}.NDC.MISSING", INVALID_FORMAT)
+RULES = (MISSING.template, INVALID_FORMAT)
 
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
@@ -17,7 +18,7 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
             if drug_line.line.ndc is None:
                 code = drug_line.profile.code
                 yield Hit(
-                    f"{code}.NDC.MISSING",
+                    MISSING.for_code(code),
                     drug_line.line.line_number,
                     f"{drug_line.path}.ndc",
                     {"code": code, "payer": ctx.payer_label},

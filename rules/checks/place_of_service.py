@@ -14,7 +14,7 @@ RULES = (UNUSUAL,)
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
     claim = ctx.claim
     code_sets = ctx.policy.code_sets
-    # Institutional claims carry a type of bill instead of a place of service (BF §5).
+    # Institutional claims carry a type of bill instead of a place of service ([NUBC-UB04] in rules/policy/SOURCES.md).
     if claim.claim_type is not ClaimType.PROFESSIONAL or claim.place_of_service is None:
         return
     if claim.place_of_service in code_sets.expected_places_of_service:

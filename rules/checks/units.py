@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from rules.arithmetic import format_number, units_for
-from rules.context import ClaimContext, DrugLine, Hit, RuleResult, Skip
+from rules.context import ClaimContext, DrugLine, Hit, ProfileRuleId, RuleResult, Skip
 from rules.policy_tables import Policy
 
-RULES = (
-    "{code}.UNITS.NOT_WHOLE",
-    "{code}.UNITS.ABOVE_ADMINISTERED",
-    "{code}.UNITS.BELOW_ADMINISTERED",
-    "{code}.UNITS.DOSE_ABOVE_LABEL",
-    "{code}.UNITS.DOSE_BELOW_LABEL",
+NOT_WHOLE = ProfileRuleId("{code}.UNITS.NOT_WHOLE")
+ABOVE_ADMINISTERED = ProfileRuleId("{code}.UNITS.ABOVE_ADMINISTERED")
+BELOW_ADMINISTERED = ProfileRuleId("{code}.UNITS.BELOW_ADMINISTERED")
+DOSE_ABOVE_LABEL = ProfileRuleId("{code}.UNITS.DOSE_ABOVE_LABEL")
+DOSE_BELOW_LABEL = ProfileRuleId("{code}.UNITS.DOSE_BELOW_LABEL")
+RULES = tuple(
+    rule.template for rule in (NOT_WHOLE, ABOVE_ADMINISTERED, BELOW_ADMINISTERED, DOSE_ABOVE_LABEL, DOSE_BELOW_LABEL)
 )
 
 # Dose comparisons are in mg; below this difference two doses are the same (float noise of mg/kg x kg).
@@ -34,7 +35,7 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
         whole = units.is_integer()
         if not whole:
             yield Hit(
-                f"{code}.UNITS.NOT_WHOLE",
+                NOT_WHOLE.for_code(code),
                 line.line_number,
                 f"{drug_line.path}.units",
                 {"code": code, "units": format_number(units), "unit_mg": format_number(profile.unit_mg)},
@@ -43,11 +44,11 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
         administered = administration.administered_mg if administration is not None else None
         if administered is None:
             reason = f"line {line.line_number}: administration.administered_mg is missing"
-            yield Skip(f"{code}.UNITS.ABOVE_ADMINISTERED", reason)
-            yield Skip(f"{code}.UNITS.BELOW_ADMINISTERED", reason)
-            yield Skip(f"{code}.UNITS.DOSE_ABOVE_LABEL", reason)
+            yield Skip(ABOVE_ADMINISTERED.for_code(code), reason)
+            yield Skip(BELOW_ADMINISTERED.for_code(code), reason)
+            yield Skip(DOSE_ABOVE_LABEL.for_code(code), reason)
             if profile.below_factor is not None:
-                yield Skip(f"{code}.UNITS.DOSE_BELOW_LABEL", reason)
+                yield Skip(DOSE_BELOW_LABEL.for_code(code), reason)
             continue
         # The sub-checks are entered only when something is off: this runs for every drug line of every claim.
         if whole and units != units_for(administered, profile.unit_mg):
@@ -71,9 +72,9 @@ def _units_match(policy: Policy, drug_line: DrugLine, administered: float) -> It
                 "a likely unit-size mix-up."
             )
             break
-    condition = "ABOVE_ADMINISTERED" if units > expected else "BELOW_ADMINISTERED"
+    rule = ABOVE_ADMINISTERED if units > expected else BELOW_ADMINISTERED
     yield Hit(
-        f"{profile.code}.UNITS.{condition}",
+        rule.for_code(profile.code),
         drug_line.line.line_number,
         f"{drug_line.path}.units",
         {
@@ -96,7 +97,7 @@ def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None) -> 
         limit = profile.max_mg * profile.above_factor
         if administered > limit + _MG_EPSILON:
             yield Hit(
-                f"{code}.UNITS.DOSE_ABOVE_LABEL",
+                DOSE_ABOVE_LABEL.for_code(code),
                 line.line_number,
                 field,
                 {
@@ -114,16 +115,16 @@ def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None) -> 
             f"line {line.line_number}: patient.weight_kg is missing, "
             f"so the {format_number(mg_per_kg)} mg/kg dose is unknown"
         )
-        yield Skip(f"{code}.UNITS.DOSE_ABOVE_LABEL", reason)
+        yield Skip(DOSE_ABOVE_LABEL.for_code(code), reason)
         if profile.below_factor is not None:
-            yield Skip(f"{code}.UNITS.DOSE_BELOW_LABEL", reason)
+            yield Skip(DOSE_BELOW_LABEL.for_code(code), reason)
         return
     label_mg = mg_per_kg * weight_kg
     above = label_mg * profile.above_factor
     if administered > above + _MG_EPSILON:
         tolerance = format_number(round((profile.above_factor - 1) * 100, 6))
         yield Hit(
-            f"{code}.UNITS.DOSE_ABOVE_LABEL",
+            DOSE_ABOVE_LABEL.for_code(code),
             line.line_number,
             field,
             {
@@ -137,7 +138,7 @@ def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None) -> 
         )
     elif profile.below_factor is not None and administered < label_mg * profile.below_factor - _MG_EPSILON:
         yield Hit(
-            f"{code}.UNITS.DOSE_BELOW_LABEL",
+            DOSE_BELOW_LABEL.for_code(code),
             line.line_number,
             field,
             {

@@ -13,19 +13,34 @@ import datetime as dt
 from collections.abc import Iterator
 
 from rules.arithmetic import format_number, whole_units_in
-from rules.context import ClaimContext, DrugLine, Hit, RuleResult, Skip
+from rules.context import ClaimContext, DrugLine, Hit, ProfileRuleId, RuleResult, Skip
 from rules.policy_tables import Profile
 
-RULES = (
-    "{code}.WASTE.JW_AND_JZ_SAME_LINE",
-    "{code}.WASTE.JW_LINE_MISSING",
-    "{code}.WASTE.JZ_WITH_DISCARD",
-    "{code}.WASTE.JZ_MISSING",
-    "{code}.WASTE.JW_LINE_NOT_ALLOWED",
-    "{code}.WASTE.JW_NOT_ACCEPTED",
-    "{code}.WASTE.JW_UNITS_MISMATCH",
-    "{code}.WASTE.DISCARD_NOT_BILLED",
+JW_AND_JZ_SAME_LINE = ProfileRuleId("{code}.WASTE.JW_AND_JZ_SAME_LINE")
+JW_LINE_MISSING = ProfileRuleId("{code}.WASTE.JW_LINE_MISSING")
+JZ_WITH_DISCARD = ProfileRuleId("{code}.WASTE.JZ_WITH_DISCARD")
+JZ_MISSING = ProfileRuleId("{code}.WASTE.JZ_MISSING")
+JW_LINE_NOT_ALLOWED = ProfileRuleId("{code}.WASTE.JW_LINE_NOT_ALLOWED")
+JW_NOT_ACCEPTED = ProfileRuleId("{code}.WASTE.JW_NOT_ACCEPTED")
+JW_UNITS_MISMATCH = ProfileRuleId("{code}.WASTE.JW_UNITS_MISMATCH")
+DISCARD_NOT_BILLED = ProfileRuleId("{code}.WASTE.DISCARD_NOT_BILLED")
+RULES = tuple(
+    rule.template
+    for rule in (
+        JW_AND_JZ_SAME_LINE,
+        JW_LINE_MISSING,
+        JZ_WITH_DISCARD,
+        JZ_MISSING,
+        JW_LINE_NOT_ALLOWED,
+        JW_NOT_ACCEPTED,
+        JW_UNITS_MISMATCH,
+        DISCARD_NOT_BILLED,
+    )
 )
+# The rules a missing discarded_mg leaves unevaluated: where the payer requires JW/JZ for the date, and elsewhere
+# for a payer that accepts JW (for one that does not, no waste rule depends on the amount).
+_NEED_DISCARD_WHERE_REQUIRED = (JW_LINE_MISSING, JZ_WITH_DISCARD, JZ_MISSING, JW_LINE_NOT_ALLOWED, JW_UNITS_MISMATCH)
+_NEED_DISCARD_ELSEWHERE = (JW_UNITS_MISMATCH, DISCARD_NOT_BILLED)
 
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
@@ -67,7 +82,7 @@ def _group(
                 modifiers = drug_line.line.modifiers
                 if jz in modifiers and jw in modifiers:
                     yield Hit(
-                        f"{code}.WASTE.JW_AND_JZ_SAME_LINE",
+                        JW_AND_JZ_SAME_LINE.for_code(code),
                         drug_line.line.line_number,
                         f"{drug_line.path}.modifiers",
                         {"code": code},
@@ -90,7 +105,7 @@ def _group(
     elif k >= 1 and doses and payer.rules.accepts_jw:
         first = doses[0]
         yield Hit(
-            f"{code}.WASTE.DISCARD_NOT_BILLED",
+            DISCARD_NOT_BILLED.for_code(code),
             first.line.line_number,
             f"{first.path}.administration.discarded_mg",
             _params(ctx, profile, service_date, discarded, k),
@@ -100,7 +115,7 @@ def _group(
 def _not_accepted(ctx: ClaimContext, code: str, wastes: list[DrugLine]) -> Iterator[RuleResult]:
     for drug_line in wastes:
         yield Hit(
-            f"{code}.WASTE.JW_NOT_ACCEPTED",
+            JW_NOT_ACCEPTED.for_code(code),
             drug_line.line.line_number,
             f"{drug_line.path}.modifiers",
             {"code": code, "payer": ctx.payer_label},
@@ -114,13 +129,11 @@ def _not_evaluated(ctx: ClaimContext, code: str, required: bool, recorded: list[
         if drug_line.line.administration is None or drug_line.line.administration.discarded_mg is None
     )
     reason = f"administration.discarded_mg is missing (line {missing_on}), so the waste in units is unknown"
-    conditions: tuple[str, ...] = (
-        "JW_LINE_MISSING", "JZ_WITH_DISCARD", "JZ_MISSING", "JW_LINE_NOT_ALLOWED", "JW_UNITS_MISMATCH",
-    )  # fmt: skip
+    rules: tuple[ProfileRuleId, ...] = _NEED_DISCARD_WHERE_REQUIRED
     if not required:
-        conditions = ("JW_UNITS_MISMATCH", "DISCARD_NOT_BILLED") if ctx.payer.rules.accepts_jw else ()
-    for condition in conditions:
-        yield Skip(f"{code}.WASTE.{condition}", reason)
+        rules = _NEED_DISCARD_ELSEWHERE if ctx.payer.rules.accepts_jw else ()
+    for rule in rules:
+        yield Skip(rule.for_code(code), reason)
 
 
 def _params(ctx: ClaimContext, profile: Profile, service_date: dt.date, discarded: float, k: int) -> dict[str, object]:
@@ -153,7 +166,7 @@ def _required(
         elif doses:
             first = doses[0]
             yield Hit(
-                f"{code}.WASTE.JW_LINE_MISSING",
+                JW_LINE_MISSING.for_code(code),
                 first.line.line_number,
                 f"{first.path}.modifiers",
                 _params(ctx, profile, service_date, discarded, k),
@@ -161,7 +174,7 @@ def _required(
         for drug_line in doses:
             if jz in drug_line.line.modifiers:
                 yield Hit(
-                    f"{code}.WASTE.JZ_WITH_DISCARD",
+                    JZ_WITH_DISCARD.for_code(code),
                     drug_line.line.line_number,
                     f"{drug_line.path}.modifiers",
                     _params(ctx, profile, service_date, discarded, k),
@@ -171,7 +184,7 @@ def _required(
     for drug_line in doses:
         if jz not in drug_line.line.modifiers:
             yield Hit(
-                f"{code}.WASTE.JZ_MISSING",
+                JZ_MISSING.for_code(code),
                 drug_line.line.line_number,
                 f"{drug_line.path}.modifiers",
                 {
@@ -181,7 +194,7 @@ def _required(
             )
     for drug_line in wastes:
         yield Hit(
-            f"{code}.WASTE.JW_LINE_NOT_ALLOWED",
+            JW_LINE_NOT_ALLOWED.for_code(code),
             drug_line.line.line_number,
             f"{drug_line.path}.modifiers",
             _params(ctx, profile, service_date, discarded, k),
@@ -197,7 +210,7 @@ def _units_mismatch(
 ) -> Hit:
     first = wastes[0]
     return Hit(
-        f"{profile.code}.WASTE.JW_UNITS_MISMATCH",
+        JW_UNITS_MISMATCH.for_code(profile.code),
         first.line.line_number,
         f"{first.path}.units",
         {**_params(ctx, profile, service_date, discarded, k), "units": format_number(_units_of(wastes))},

@@ -25,8 +25,9 @@ def _validate(engine: RuleEngine, claim: ClaimSubmitted) -> ClaimValidated:
     return engine.validate(claim, validated_at=VALIDATED_AT, source=None)
 
 
-def test_billing_facts_worked_example_passes_with_nothing_to_report(engine: RuleEngine) -> None:
-    # Given 70 kg x 15 mg/kg = 1050 mg = J9353 x 210, and 200 mg discarded = J9353-JW x 40 (billing-facts §3)
+def test_the_worked_example_passes_with_nothing_to_report(engine: RuleEngine) -> None:
+    # Given the worked example of rules/policy/SOURCES.md: 70 kg x 15 mg/kg = 1050 mg = J9353 x 210, and 200 mg
+    # discarded = J9353-JW x 40
     claim = _claim("medicare_j9353")
 
     verdict = _validate(engine, claim)
@@ -131,7 +132,8 @@ def test_verdict_carries_ids_ruleset_and_source(engine: RuleEngine) -> None:
 
 
 def test_verdict_json_is_valid_against_the_contract_model(engine: RuleEngine) -> None:
-    # The engine builds verdicts without re-validation; their JSON must still satisfy the model.
+    # The engine's models validate the Python values it builds them from; consumers read the JSON, which must
+    # validate against the same model and give the same verdict back.
     claim = _claim(
         "medicare_j9353", {"set": {"diagnoses": ["C34.90"], "lines.1.units": 39}, "unset": ["patient.weight_kg"]}
     )

@@ -10,6 +10,7 @@ import pytest
 
 from rules.engine import RuleEngine, load_engine
 from rules.loading import PolicyError, load_policy
+from rules.policy_models import PAYER_FIELDS, NamedPayer, PayerOverride, PayerRules
 from rules.policy_tables import Icd10CmCodeSet, Policy
 from schemas.claim import ClaimSubmitted
 from tests.rules.cases_loader import apply_patch, load_bases
@@ -171,3 +172,57 @@ def test_claim_uses_named_payer_policy_by_id(engine: RuleEngine) -> None:
 
     assert [f.rule_id for f in default_verdict.findings] == []
     assert [f.rule_id for f in named_verdict.findings] == ["CLAIM.TIMELY_FILING.EXPIRED"]
+
+
+def test_override_model_has_every_payer_field_and_none_required() -> None:
+    # PayerOverride is derived from PayerRules: a field added there is writable in a payer file at once.
+    assert tuple(PayerOverride.model_fields) == PAYER_FIELDS == tuple(PayerRules.model_fields)
+    assert PayerOverride().written_fields() == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("timely_filing_warning_days", 366, "timely_filing_warning_days: Input should be less than or equal to 365"),
+        ("timely_filing_warning_days", 1.5, "timely_filing_warning_days: Input should be a valid integer"),
+        ("min_days_between_doses", {"J9353": 0}, "min_days_between_doses.J9353"),
+        ("min_days_between_doses", {"j9353": 7}, "min_days_between_doses.j9353.[key]"),
+        ("jw_jz_required_from", 20230701, "jw_jz_required_from: Input should be a valid date"),
+        ("accepts_jw", "yes", "accepts_jw: Input should be a valid boolean"),
+        ("timely_filing", {"weeks": 2}, "timely_filing.weeks: Extra inputs are not permitted"),
+    ],
+)
+def test_an_override_keeps_the_constraints_of_the_payer_field(
+    tmp_path: Path, field: str, value: object, expected: str
+) -> None:
+    with pytest.raises(PolicyError) as raised:
+        _policy(tmp_path, json.dumps({"defaults": {"medicare": {field: value}}}))
+
+    assert f"defaults.medicare.{expected}" in str(raised.value)
+
+
+@pytest.mark.parametrize("field", PAYER_FIELDS)
+def test_null_is_refused_unless_the_payer_field_takes_none(tmp_path: Path, field: str) -> None:
+    text = json.dumps({"payers": [{"id": "P1", "name": "P", "type": "commercial", field: None}]})
+
+    if field == "jw_jz_required_from":
+        assert _policy(tmp_path, text).named_payers["P1"].rules.jw_jz_required_from is None
+    else:
+        with pytest.raises(PolicyError, match=f"payers.0: Value error, {field} cannot be null"):
+            _policy(tmp_path, text)
+
+
+def test_written_fields_are_the_payer_fields_written_in_the_file() -> None:
+    payer = NamedPayer.model_validate_json(
+        '{"id": "P1", "name": "P", "type": "medicare", "jw_jz_required_from": null, "ndc_required": true}'
+    )
+
+    assert payer.written_fields() == {"jw_jz_required_from": None, "ndc_required": True}
+
+
+def test_two_null_fields_name_the_first_in_declaration_order(tmp_path: Path) -> None:
+    # The check walks the declared fields, not the (hash-ordered) set of written ones: the message is stable.
+    text = json.dumps({"defaults": {"commercial": {"ndc_required": None, "accepts_jw": None}}})
+
+    with pytest.raises(PolicyError, match="accepts_jw cannot be null"):
+        _policy(tmp_path, text)

@@ -211,7 +211,7 @@ def test_rules_command_lists_every_rule(capsys: pytest.CaptureFixture[str]) -> N
     )
     assert missing["group_code"] == "CO"
     assert missing["group_code_confidence"] == "L"
-    assert "BF §4" in missing["source"]
+    assert "[CMS-JWJZ]" in missing["source"]
 
 
 def test_rules_command_text_names_the_ruleset(capsys: pytest.CaptureFixture[str]) -> None:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         ruleset = engine.ruleset
         lines = [
             f"Rule set {ruleset.id} {ruleset.version}: {len(rules)} rules",
-            "Sources: BF = ../shared/reference/billing-facts.md (confidence H/M/L); issue 4 = the rules issue.",
+            "Sources: [ID] = rules/policy/SOURCES.md (confidence H/M/L); issue 4 = the rules issue.",
             "",
             *(_text(spec) for spec in rules),
         ]
