@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from rules.policy_tables import PayerPolicy, Policy, Profile
-from schemas.claim import ClaimLine, ClaimSubmitted
+from schemas.claim import ClaimLine, ClaimSubmitted, PayerType
 
 _CODE = "{code}"
 
@@ -96,6 +96,15 @@ class ClaimContext(NamedTuple):
 _NO_CODES: Mapping[dt.date, AbstractSet[str]] = MappingProxyType({})
 
 
+def resolve_payer(
+    policy: Policy, payer_id: str, payer_type: PayerType, payer_name: str | None
+) -> tuple[PayerPolicy, str | None]:
+    """The payer's policy (a named payer's, else its type's defaults) and how messages name it (or None)."""
+    named = policy.named_payers.get(payer_id)
+    payer = named if named is not None else policy.payer_defaults[payer_type.value]
+    return payer, (named.label if named is not None else None) or payer_name or payer.label
+
+
 def build_context(claim: ClaimSubmitted, policy: Policy, validated_at: dt.datetime) -> ClaimContext:
     """The context of one claim; `submitted_on` defaults to the UTC date of `validated_at` (the contract)."""
     profiles = policy.profiles
@@ -111,9 +120,7 @@ def build_context(claim: ClaimSubmitted, policy: Policy, validated_at: dt.dateti
             drug_line = DrugLine(index, line, profile, is_waste)
             drug_lines.append(drug_line)
             (waste_lines if is_waste else doses).append(drug_line)
-    named = policy.named_payers.get(claim.payer.id)
-    payer = named if named is not None else policy.payer_defaults[claim.payer.type.value]
-    label = (named.label if named is not None else None) or claim.payer.name or payer.label
+    payer, label = resolve_payer(policy, claim.payer.id, claim.payer.type, claim.payer.name)
     submitted_on = claim.submitted_on
     if submitted_on is None:
         submitted_on = validated_at.astimezone(dt.UTC).date()

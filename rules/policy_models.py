@@ -204,6 +204,9 @@ class PayerRules(BaseModel):
     jw_jz_required_from: dt.date | None
     accepts_jw: bool
     prior_authorization_required: bool
+    # Whether JW waste units count against a prior authorization's approved units (no source states it; payers'
+    # contracts differ): the in-claim and the across-claims authorization checks both read it.
+    prior_authorization_counts_waste: bool
     ndc_required: bool
     min_days_between_doses: dict[HcpcsCode, Annotated[int, Field(ge=1)]]
 
