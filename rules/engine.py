@@ -20,6 +20,8 @@ from pathlib import Path
 
 from rules.checks import ALL_CHECKS, EVERY_CLAIM_CHECKS, Check
 from rules.context import Hit, Skip, build_context
+from rules.history import RULES as HISTORY_RULES
+from rules.history import Judgement
 from rules.ids import verdict_id
 from rules.loading import PolicyError, load_policy
 from rules.policy_tables import Policy, RuleSpec
@@ -119,6 +121,24 @@ class RuleEngine:
             source=source,
         )
 
+    def with_history(self, verdict: ClaimValidated, judgement: Judgement) -> ClaimValidated:
+        """`verdict` (of a claim with drug lines) with what the claim history says (`rules.history.judge`).
+
+        The history findings join the others and the outcome is decided again; a void (frequency code 8) is
+        `not_applicable` with the history findings only (its own lines are not judged: it cancels a claim).
+        """
+        extra = [_finding(self._catalogue[hit.rule_id], hit) for hit in judgement.hits]
+        if judgement.void:
+            extra.sort(key=_finding_order)
+            return verdict.model_copy(
+                update={"outcome": Outcome.NOT_APPLICABLE, "findings": extra, "not_evaluated": []}
+            )
+        if not extra:
+            return verdict
+        findings = sorted([*verdict.findings, *extra], key=_finding_order)
+        failed = any(finding.severity is Severity.ERROR for finding in extra)
+        return verdict.model_copy(update={"findings": findings, "outcome": Outcome.FAIL if failed else verdict.outcome})
+
     def verdict_for_schema_failure(
         self, failure: SchemaFailure, *, validated_at: dt.datetime, source: SourceRecord | None
     ) -> ClaimValidated:
@@ -185,8 +205,11 @@ def _require_aware(validated_at: dt.datetime) -> None:
 
 
 def _verify_catalogue(policy: Policy, checks: tuple[Check, ...]) -> None:
-    """Every rule the code can emit has a catalogue entry, and every catalogue entry is implemented."""
-    implemented = {rule_id for check in checks for rule_id in check.rules} | set(SCHEMA_RULES)
+    """Every rule the code can emit has a catalogue entry, and every catalogue entry is implemented.
+
+    The history rules (`rules.history`) run in the worker's history stage, not in `validate`, but share the catalogue.
+    """
+    implemented = {rule_id for check in checks for rule_id in check.rules} | set(SCHEMA_RULES) | set(HISTORY_RULES)
     missing = sorted(implemented - policy.rule_templates)
     unknown = sorted(policy.rule_templates - implemented)
     if missing or unknown:
