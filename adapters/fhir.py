@@ -34,6 +34,7 @@ CLAIM_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/claim-type"
 PROCEDURE_SYSTEMS = frozenset(
     {
         "https://bluebutton.cms.gov/resources/codesystem/hcpcs",
+        "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
         "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
         "urn:oid:2.16.840.1.113883.6.285",  # HCPCS
         "http://www.ama-assn.org/go/cpt",

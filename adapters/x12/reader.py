@@ -79,27 +79,29 @@ class X12Issue:
     description: str
     segment_id: str | None = None
     segment_position: int | None = None  # position in the transaction set (ST is 1), as in the 999's IK302
-    loop_id: str | None = None
     element_position: int | None = None
     component_position: int | None = None
     line: int | None = None  # segment number in the file (ISA is 1)
 
     def render(self) -> str:
         """One line for a person: where, code and meaning; never a value from the file."""
-        where = []
-        if self.segment_id:
-            where.append(f"segment {self.segment_id}")
+        if self.level in _ENVELOPE_LEVELS:
+            return f"{_ENVELOPE_LEVELS[self.level]}: code {self.code}: {self.description}"
+        where = f"segment {self.segment_id or '?'}"
         if self.segment_position is not None:
-            where.append(f"at position {self.segment_position}")
-        if self.loop_id:
-            where.append(f"in loop {self.loop_id}")
+            where += f" at position {self.segment_position}"
         if self.element_position is not None:
-            element = f"element {self.element_position:02d}"
+            where += f", element {self.element_position:02d}"
             if self.component_position is not None:
-                element += f"-{self.component_position}"
-            where.append(element)
-        place = (" " + " ".join(where)) if where else ""
-        return f"{self.level}{place}: code {self.code}: {self.description}"
+                where += f"-{self.component_position}"
+        return f"{where}: code {self.code}: {self.description}"
+
+
+_ENVELOPE_LEVELS = {
+    "interchange": "interchange (ISA/IEA)",
+    "group": "functional group (GS/GE)",
+    "transaction": "transaction set (ST/SE)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +111,12 @@ class X12Report:
     issues: tuple[X12Issue, ...]
     _error_tree: Any
     _terminators: tuple[Any, ...]
+    _segments_valid: bool = True
 
     @property
     def valid(self) -> bool:
-        return not self.issues
+        """No error anywhere: the file meets the implementation guide as pyx12 checks it."""
+        return not self.issues and self._segments_valid
 
     def acknowledgement_999(self) -> str:
         """The 999 implementation acknowledgement pyx12 writes for this file (X12 005010X231A1 text).
@@ -158,7 +162,7 @@ def read_interchanges(text: str, maps: X12Maps, consume: Callable[[MatchedSegmen
         ) from None
     finally:
         source.close()
-    return X12Report(_issues(walk.errors), walk.errors, source.get_term())
+    return X12Report(_issues(walk.errors), walk.errors, source.get_term(), walk.valid)
 
 
 class _Walk:
@@ -316,7 +320,6 @@ class _IssueCollector(pyx12.error_visitor.error_visitor):  # type: ignore[misc]
                     description=codes.SEGMENT.get(str(code), "segment error (see the 999)"),
                     segment_id=_safe_segment_id(err_seg.seg_id),
                     segment_position=err_seg.seg_count,
-                    loop_id=err_seg.ls_id,
                     line=err_seg.cur_line,
                 )
             )
@@ -331,7 +334,6 @@ class _IssueCollector(pyx12.error_visitor.error_visitor):  # type: ignore[misc]
                     description=codes.ELEMENT.get(str(code), "element error (see the 999)"),
                     segment_id=_safe_segment_id(segment.seg_id) if segment is not None else None,
                     segment_position=segment.seg_count if segment is not None else None,
-                    loop_id=segment.ls_id if segment is not None else None,
                     element_position=err_ele.ele_pos,
                     component_position=err_ele.subele_pos,
                     line=segment.cur_line if segment is not None else None,
