@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,7 +65,8 @@ def _verdict_of(capsysbinary: pytest.CaptureFixture[bytes], source: Path, line: 
 def _comparable(verdict: dict[str, object]) -> tuple[object, ...]:
     findings = verdict["findings"]
     not_evaluated = verdict["not_evaluated"]
-    assert isinstance(findings, list) and isinstance(not_evaluated, list)
+    assert isinstance(findings, list)
+    assert isinstance(not_evaluated, list)
     return (
         verdict["claim_id"],
         verdict["outcome"],
@@ -116,9 +119,6 @@ def test_validate_reads_a_fhir_bundle_with_its_administration_facts(
 def test_validate_keeps_one_output_line_per_jsonl_line_from_stdin(
     capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import io
-    import sys
-
     data = CLAIMS_JSONL.read_bytes()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
 

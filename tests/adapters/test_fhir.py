@@ -122,7 +122,8 @@ def test_a_claim_of_an_older_fhir_version_is_refused_naming_the_fields(convert: 
     assert raised.value.code is FailureCode.FHIR_INVALID
     assert "item.0.service (extra_forbidden)" in raised.value.message  # R4 calls it productOrService
     assert "insurance (missing)" in raised.value.message  # R4 renamed coverage to insurance
-    assert "happypdocs" not in raised.value.message and "8612345" not in raised.value.message
+    assert "happypdocs" not in raised.value.message
+    assert "8612345" not in raised.value.message
 
 
 def test_a_resource_that_is_not_a_claim_is_refused(convert: Callable[..., Conversion]) -> None:

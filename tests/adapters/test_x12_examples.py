@@ -58,7 +58,8 @@ def test_a_replacement_claim_names_its_original_and_its_prior_authorization(
 ) -> None:
     conversion = convert(_replacement_of_example_837p())
 
-    assert conversion.x12_report is not None and conversion.x12_report.valid, conversion.x12_report
+    assert conversion.x12_report is not None
+    assert conversion.x12_report.valid, conversion.x12_report.issues
     (claim,) = documents(conversion)
     assert claim["frequency_code"] == "7"  # CLM05-3
     assert claim["original_claim_id"] == "PAYERICN0014"  # REF*F8
@@ -122,7 +123,8 @@ def test_several_claims_in_one_transaction_each_become_an_event(convert: Callabl
 
     conversion = convert(doubled.encode())
 
-    assert conversion.x12_report is not None and conversion.x12_report.valid
+    assert conversion.x12_report is not None
+    assert conversion.x12_report.valid
     claim_ids = [claim["claim_id"] for claim in documents(conversion)]
     assert claim_ids == ["CLM-EX-0014", "CLM-EX-0014B"]
     assert [dict(record.headers)[headers.X12_CLAIM_INDEX] for record in conversion.records] == [b"1", b"2"]
