@@ -154,11 +154,21 @@ def read_interchanges(text: str, maps: X12Maps, consume: Callable[[MatchedSegmen
     try:
         for matched in walk.segments():
             consume(matched)
-    except pyx12.errors.EngineError:
-        # pyx12 gives up on some malformed structures (e.g. a loop it cannot place); its message may quote data.
+    except ConversionError:
+        raise
+    except pyx12.errors.X12Error:
+        # Raised mid-file too, e.g. for an ISA whose separators do not match its fixed positions.
+        raise ConversionError(
+            FailureCode.X12_UNREADABLE,
+            f"not a readable X12 interchange at segment {source.get_seg_count()}: wrong separators or envelope",
+        ) from None
+    except Exception as error:  # noqa: BLE001 - pyx12 raises assorted exceptions on malformed input
+        # EngineError when it cannot place a loop, IndexError and the like on broken structures; their messages
+        # may quote data, so only the type is named.
         raise ConversionError(
             FailureCode.X12_INVALID,
-            f"pyx12 could not follow the structure of the file after segment {source.get_seg_count()}",
+            f"pyx12 could not follow the structure of the file after segment {source.get_seg_count()} "
+            f"({type(error).__name__})",
         ) from None
     finally:
         source.close()
