@@ -63,7 +63,7 @@ def test_an_isa_with_shifted_separators_is_unreadable(
     code, out, err = _run(capsysbinary, "convert", str(shifted))
 
     assert (code, out) == (ExitCode.USAGE, b"")
-    assert b"x12_unreadable" in err or b"x12_invalid" in err
+    assert b"x12_unreadable" in err
 
 
 def test_a_segment_count_that_lies_is_refused(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
