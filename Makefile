@@ -37,7 +37,7 @@ kafka-down:
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy --strict worker schemas rules
+	$(VENV)/bin/mypy --strict worker schemas rules adapters
 
 # scripts/test starts its own broker on a free port, runs lint and pytest, and stops the broker whatever happens.
 test: install

@@ -9,6 +9,8 @@ from typing import Any
 # The keys issue 7 requires in reports/bench.json, with their types.
 REQUIRED_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "rules_claims_per_s": (int, float),
+    "conversion_x12_claims_per_s": (int, float),
+    "conversion_fhir_claims_per_s": (int, float),
     "passthrough_msgs_per_s": (int, float),
     "worker_alos_claims_per_s": (int, float),
     "worker_eos_claims_per_s": (int, float),
@@ -106,6 +108,18 @@ def render_table(report: Mapping[str, Any]) -> str:
 
     rows = [
         ("rules alone (one core, bytes in, verdict bytes out)", _fmt(report.get("rules_claims_per_s")), "claims/s", ""),
+        (
+            "conversion: 10,000-claim X12 837P file (pyx12, one core)",
+            _fmt(report.get("conversion_x12_claims_per_s")),
+            "claims/s",
+            "",
+        ),
+        (
+            "conversion: FHIR R4 Bundles, one Claim each (fhir.resources R4B, one core)",
+            _fmt(report.get("conversion_fhir_claims_per_s")),
+            "claims/s",
+            "",
+        ),
         (
             "client ceiling: kafka-python pass-through",
             _fmt(report.get("passthrough_msgs_per_s")),

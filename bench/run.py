@@ -92,6 +92,15 @@ def rules_alone(count: int, seed: int, repetitions: int, tree: Path = REPO_ROOT)
     return result
 
 
+def conversion(claims: int, repetitions: int) -> dict[str, Any]:
+    """X12 837P and FHIR conversion throughput (bench/conversion.py), in a process of its own on one core."""
+    command = [sys.executable, "-m", "bench.conversion", "--claims", str(claims), "--repetitions", str(repetitions)]
+    result = _run_json(command)
+    result["x12_claims_per_s_median"] = median(result["x12_claims_per_s"])
+    result["fhir_claims_per_s_median"] = median(result["fhir_claims_per_s"])
+    return result
+
+
 def passthrough(client: str, bootstrap: str, topic: str, count: int, sampler: CpuSampler) -> dict[str, Any]:
     sink = f"bench.{new_id()}.passthrough"
     create_topics(bootstrap, [sink], partitions=PARTITIONS)
@@ -254,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     parser.add_argument(
         "--only",
         default=os.environ.get("BENCH_ONLY", ""),
-        help="comma-separated subset (development): rules,passthrough,alos,eos,latency,scale,confluent",
+        help="comma-separated subset (development): rules,conversion,passthrough,alos,eos,latency,scale,confluent; "
+        "rules and conversion alone need no broker",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the workers (reports/profiles/); no results")
     parser.add_argument("--no-copy", action="store_true", help="do not write bench/results/<date>.json")
@@ -286,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         return not only or name in only
 
     bootstrap = os.environ.get("CLAIMS_BOOTSTRAP_SERVERS")
-    if not bootstrap:
+    kafka_free = bool(only) and only <= {"rules", "conversion"}
+    if not bootstrap and not kafka_free:
         say("CLAIMS_BOOTSTRAP_SERVERS is not set: run scripts/bench (make bench), which starts a broker")
         return 2
     started = time.time()
@@ -313,6 +324,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         report["rules_examples_mix_claims_per_s"] = rules["examples_claims_per_s"]
         say(f"rules alone: {rules['claims_per_s']:,.0f} claims/s (examples as they are: "
             f"{rules['examples_claims_per_s']:,.0f}); outcomes {rules['generated_outcomes']}")  # fmt: skip
+
+    if wanted("conversion"):
+        say(f"conversion: a 10,000-claim 837P file and FHIR Bundles x {repetitions}")
+        converted = conversion(10_000, repetitions)
+        report["conversion"] = converted
+        report["conversion_x12_claims_per_s"] = converted["x12_claims_per_s_median"]
+        report["conversion_fhir_claims_per_s"] = converted["fhir_claims_per_s_median"]
+        say(f"conversion: X12 837P {converted['x12_claims_per_s_median']:,.0f} claims/s, FHIR "
+            f"{converted['fhir_claims_per_s_median']:,.0f} claims/s; pyx12 maps per document "
+            f"{median(converted['x12_ms_per_document_fresh_maps']):.1f} ms fresh, "
+            f"{median(converted['x12_ms_per_document_cached_maps']):.1f} ms kept")  # fmt: skip
+    if kafka_free:
+        return _finish(report, args, only, {}, started)
 
     compare: dict[str, Any] = {}
     compare_env = dict(item.split("=", 1) for item in args.compare_env)
@@ -426,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     confluent_version = _confluent_version()
     if confluent_version:
         report["versions"].update(confluent_version)
+    return _finish(report, args, only, compare, started)
+
+
+def _finish(
+    report: dict[str, Any], args: argparse.Namespace, only: set[str], compare: dict[str, Any], started: float
+) -> int:
+    """Ratios, targets and the report file; prints the table. Returns 1 when a required figure is missing."""
     report["ratios"] = ratios(report)
     report["targets"] = [
         {"name": name, "comparison": comparison, "bound": bound, "measured": measured, "met": met}
@@ -448,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     if compare:
         print(f"compared ({compare['tree']}, {compare['env']}): " + ", ".join(
             f"{key} {value:,.0f}" for key, value in compare.items() if isinstance(value, int | float)))  # fmt: skip
-    print(f"{args.claims:,} claims, {repetitions} repetitions, seed {args.seed}, {report['cpu_count']} x "
+    print(f"{args.claims:,} claims, {args.repetitions} repetitions, seed {args.seed}, {report['cpu_count']} x "
           f"{report['cpu_model']}; report: {REPORT.relative_to(REPO_ROOT)}")  # fmt: skip
     if missing:
         say(f"incomplete report, missing: {', '.join(missing)}")

@@ -12,10 +12,11 @@ from worker import __version__
 # (subcommand name, module under worker.commands); each module has `add_arguments(parser)` and `run(args)`.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("run", "run", "consume claims from Kafka, validate them and publish verdicts"),
-    ("validate", "validate", "validate claim events from a JSONL file offline (no Kafka)"),
+    ("validate", "validate", "validate claims from a JSONL, X12 837P/837I or FHIR R4 file offline (no Kafka)"),
+    ("convert", "convert", "convert an X12 837P/837I or FHIR R4 file to claim.submitted v1 events (JSONL)"),
     ("rules", "rules_list", "list every rule with its category, severity, CARC/RARC and source"),
     ("schema", "schema", "write the JSON Schema files of the event contracts"),
-    ("publish", "publish", "publish JSONL claim events to the input topic, keyed by claim id"),
+    ("publish", "publish", "publish claim events (JSONL, X12 or FHIR) to the input topic, keyed by claim id"),
     ("topics", "topics", "manage the worker's Kafka topics"),
 )
 

@@ -2,7 +2,9 @@
 
 1. Use the broker in CLAIMS_BOOTSTRAP_SERVERS, or start a throwaway local one (`scripts/kafka-local`, free port).
 2. Create this run's four topics (unique names, so a rerun shows just its own records).
-3. Publish `examples/claims.jsonl`, keyed by claim id, as `claims-worker publish` does.
+3. Publish `examples/claims.jsonl`, keyed by claim id, as `claims-worker publish` does; then, as a second input,
+   the claims of the X12 examples (`examples/837p-j9353.x12`, `examples/837i-j9353.x12`), converted and sent with
+   their `source.*` headers.
 4. Run `claims-worker run` as a subprocess until every published record has an output.
 5. Print the verdicts (claim, outcome, finding codes) and dead letters (reason), and where metrics were served.
 6. Stop what it started (worker, broker; topics on a broker it did not start) and exit 0.
@@ -31,6 +33,9 @@ from typing import Any, TextIO
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
+from adapters.convert import InputFormat, convert_bytes
+from adapters.records import ClaimRecord
+from adapters.x12.maps import X12Maps
 from worker.commands.publish import claim_key, read_lines
 from worker.kafka_fixes import close_sockets_of_failed_connects
 from worker.routing import DLQ_ERROR, DLQ_REASON
@@ -39,6 +44,7 @@ from worker.topic_reader import TopicReader, TopicRecord
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
 DEFAULT_EXAMPLES = REPO_ROOT / "examples" / "claims.jsonl"
+DEFAULT_X12_EXAMPLES = (REPO_ROOT / "examples" / "837p-j9353.x12", REPO_ROOT / "examples" / "837i-j9353.x12")
 STATE_DIR = REPO_ROOT / ".cache" / "demo"
 
 
@@ -146,11 +152,17 @@ def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
             admin.close()
 
 
-def publish_lines(bootstrap: str, topic: str, lines: Sequence[bytes]) -> list[tuple[int, int]]:
-    """Publish like `claims-worker publish`; returns each line's (partition, offset)."""
+def publish_lines(
+    bootstrap: str, topic: str, lines: Sequence[bytes], records: Sequence[ClaimRecord] = ()
+) -> list[tuple[int, int]]:
+    """Publish like `claims-worker publish` (JSONL lines, then converted records with their headers); returns
+    each one's (partition, offset), in that order."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
         futures = [producer.send(topic, key=claim_key(line), value=line) for line in lines]
+        futures += [
+            producer.send(topic, key=record.key, value=record.value, headers=list(record.headers)) for record in records
+        ]
         producer.flush(timeout=60)
         return [(meta.partition, meta.offset) for meta in (future.get(timeout=1) for future in futures)]
     finally:
@@ -205,20 +217,24 @@ class DemoRun:
     log_path: Path
 
 
-def run_demo(examples: Path, *, delivery: str, timeout_s: float) -> int:
+def run_demo(examples: Path, *, delivery: str, timeout_s: float, x12_examples: Sequence[Path] = ()) -> int:
     with examples.open("rb") as stream:
         lines = list(read_lines(stream))
     if not lines:
         say(f"{examples} has no claims to publish")
         return 1
+    records = _converted(x12_examples)
+    jsonl_count = len(lines)
+    lines += [record.value for record in records]
     run_id = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
     topics = DemoTopics.unique(run_id)
     with kafka_for_demo() as (bootstrap, started_here):
         say(f"creating topics demo.{run_id}.* on {bootstrap}")
         create_topics(bootstrap, topics.all, partitions=3)
         try:
-            placed = publish_lines(bootstrap, topics.input, lines)
-            say(f"published {len(lines)} claims from {examples} to {topics.input}")
+            placed = publish_lines(bootstrap, topics.input, lines[:jsonl_count], records)
+            say(f"published {jsonl_count} claims from {examples} and {len(records)} converted from "
+                f"{', '.join(path.name for path in x12_examples) or 'no X12 file'} to {topics.input}")  # fmt: skip
             run = _run_worker(bootstrap, topics, run_id, lines, placed, delivery=delivery, timeout_s=timeout_s)
         finally:
             if not started_here:
@@ -228,6 +244,18 @@ def run_demo(examples: Path, *, delivery: str, timeout_s: float) -> int:
         say(f"only {len(run.outputs)} outputs for {len(lines)} published claims within {timeout_s:.0f}s")
         return 1
     return 0 if run.exit_code == 0 else 1
+
+
+def _converted(paths: Sequence[Path]) -> list[ClaimRecord]:
+    """The claims of the X12 example files, as `claims-worker publish` converts them."""
+    maps = X12Maps()
+    records: list[ClaimRecord] = []
+    for path in paths:
+        conversion = convert_bytes(path.read_bytes(), InputFormat.X12, maps=maps)
+        if conversion.x12_report is not None and not conversion.x12_report.valid:
+            raise RuntimeError(f"{path} breaks the X12 implementation guide")
+        records.extend(conversion.records)
+    return records
 
 
 def _run_worker(
@@ -319,10 +347,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     close_sockets_of_failed_connects()  # kafka-python defect, see worker/kafka_fixes.py
     parser = argparse.ArgumentParser(prog="run-demo", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES, help="JSONL claims (default: %(default)s)")
+    parser.add_argument(
+        "--x12-examples",
+        type=Path,
+        nargs="*",
+        default=list(DEFAULT_X12_EXAMPLES),
+        help="X12 837 files published after the JSONL claims (default: the 837P and 837I examples)",
+    )
     parser.add_argument("--delivery", choices=["at_least_once", "exactly_once"], default="at_least_once")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="wait for all outputs (default: 120)")
     args = parser.parse_args(argv)
-    return run_demo(args.examples, delivery=args.delivery, timeout_s=args.timeout_s)
+    return run_demo(args.examples, delivery=args.delivery, timeout_s=args.timeout_s, x12_examples=args.x12_examples)
 
 
 if __name__ == "__main__":

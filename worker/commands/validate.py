@@ -1,6 +1,11 @@
-"""`claims-worker validate [FILE|-]`: validate claim events from a JSONL file offline (no Kafka).
+"""`claims-worker validate [FILE|-]`: validate claims offline (no Kafka), from claim.submitted JSONL, an X12
+837P/837I file or a FHIR R4 Claim/Bundle (`--input-format`, default auto: see `worker/commands/inputs.py`).
 
-Input: one claim.submitted event per line (UTF-8 JSON). Output on stdout, one line per input line, in order:
+X12 and FHIR files are converted first (`claims-worker convert`); each converted claim is then validated as a JSONL
+line would be, `input_line` being the claim's position in the file. A file that cannot be converted, or an X12 file
+that breaks the implementation guide, is reported on stderr and exits 2 with no output.
+
+JSONL input: one claim.submitted event per line (UTF-8 JSON). Output on stdout, one line per input line, in order:
 the claim.validated event, or for input that cannot be read as a claim
 `{"schema_version": 1, "dead_letter": true, "reason": ..., "error": ..., "input_line": n}`.
 Blank (whitespace-only) lines are skipped without output: they carry no record, and a JSONL file may end
@@ -8,7 +13,7 @@ with one; every other line, however broken, gets exactly one output line.
 
 `--format table` prints a human summary instead. Exit status 0 when every line was processed (failing
 claims are results, not errors); 3 (CONFIG) for an invalid payer policy file; 2 (USAGE) for an unreadable
-input file.
+input file or one that cannot be converted.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ from typing import BinaryIO, TextIO
 from rules.engine import PolicyError, RuleEngine, load_engine
 from schemas.parsing import DEFAULT_MAX_BYTES
 from schemas.verdict import ClaimValidated, utc_now
+from worker.commands.inputs import (
+    ConvertedRecords,
+    InputOptions,
+    InputRejectedError,
+    add_input_arguments,
+    open_claim_input,
+)
 from worker.evaluator import DeadLettered, Evaluation, evaluate_claim_bytes
 from worker.exit_codes import ExitCode
 
@@ -49,7 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "input",
         nargs="?",
         default="-",
-        help="JSONL file of claim.submitted events; - or nothing reads stdin; blank lines are skipped",
+        help="JSONL file of claim.submitted events (blank lines are skipped), X12 837P/837I, or FHIR R4 Claim or "
+        "Bundle; - or nothing reads stdin",
+    )
+    add_input_arguments(parser)
+    parser.add_argument(
+        "--accept-x12-errors",
+        action="store_true",
+        help="validate the claims of an X12 file that breaks the implementation guide anyway (errors on stderr)",
     )
     parser.add_argument(
         "--format", choices=("jsonl", "table"), default="jsonl", help="output format (default: %(default)s)"
@@ -111,8 +130,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"claims-worker validate: cannot read {args.input}: {error.strerror or error}", file=sys.stderr)
         return ExitCode.USAGE
     try:
+        claim_input = open_claim_input(args.input, stream, InputOptions.from_args(args), command="validate")
+        if isinstance(claim_input, ConvertedRecords):
+            numbered: Iterable[tuple[int, bytes]] = enumerate((record.value for record in claim_input.records), 1)
+        else:
+            numbered = enumerate(claim_input.lines, start=1)
         every = max(1, args.progress_every) if show_progress else 0
-        results = _results(stream, engine, validated_at, args.max_bytes, every)
+        results = _results(numbered, engine, validated_at, args.max_bytes, every)
         if args.format == "table":
             _write_table(results, sys.stdout)
         else:
@@ -122,6 +146,11 @@ def run(args: argparse.Namespace) -> int:
         # The reader went away (e.g. `| head`): not every line was processed, but there is nobody to tell.
         silence_stdout()
         return ExitCode.FAILURE
+    except InputRejectedError as rejected:
+        return rejected.exit_code
+    except OSError as error:
+        print(f"claims-worker validate: cannot read {args.input}: {error.strerror or error}", file=sys.stderr)
+        return ExitCode.USAGE
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -129,12 +158,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _results(
-    stream: BinaryIO, engine: RuleEngine, validated_at: dt.datetime, max_bytes: int, progress_every: int
+    numbered: Iterable[tuple[int, bytes]],
+    engine: RuleEngine,
+    validated_at: dt.datetime,
+    max_bytes: int,
+    progress_every: int,
 ) -> Iterator[tuple[int, Evaluation]]:
     """(input line number, result) per non-blank line; a progress line on stderr every `progress_every` lines."""
     started = time.perf_counter()
     number = 0
-    for number, raw_line in enumerate(stream, start=1):
+    for number, raw_line in numbered:
         raw = raw_line.rstrip(b"\r\n")
         if not raw.strip():
             continue
