@@ -211,3 +211,13 @@ def _authorization_exceeded(facts: ClaimFacts, others: Sequence[HistoryLine], pa
             "waste": "JW waste lines included" if counts_waste else "JW waste lines excluded",
         },
     )
+
+
+def longest_filing_window_days(policy: Policy) -> int:
+    """The longest timely-filing window of any payer policy, in days (a calendar year counts 366)."""
+    windows = [
+        filing.days if filing.days is not None else 366 * (filing.calendar_years or 1)
+        for payer in (*policy.payer_defaults.values(), *policy.named_payers.values())
+        for filing in (payer.rules.timely_filing,)
+    ]
+    return max(windows)

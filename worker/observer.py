@@ -55,6 +55,18 @@ class Observer:
     def ready(self, is_ready: bool) -> None:
         """Readiness changed."""
 
+    def history_restore_started(self, partition: int, records: int) -> None:
+        """A repartition partition's store began its restore, `records` changelog records behind."""
+
+    def history_restored(self, partition: int, records: int) -> None:
+        """`records` changelog records were read into the partition's store."""
+
+    def history_restore_finished(self, partition: int, records: int, duration_s: float) -> None:
+        """The partition's restore ended (done, or stopped by a revocation) after `records` records."""
+
+    def history_store_entries(self, partition: int, entries: int) -> None:
+        """The partition's store holds about `entries` entries (reported between batches, now and then)."""
+
 
 class ObserverChain(Observer):
     """Calls each hook on every observer in order; an observer's exception is logged (once per hook) and swallowed."""
@@ -99,6 +111,21 @@ class ObserverChain(Observer):
 
     def ready(self, is_ready: bool) -> None:
         self._each("ready", lambda observer: observer.ready(is_ready))
+
+    def history_restore_started(self, partition: int, records: int) -> None:
+        self._each("history_restore_started", lambda observer: observer.history_restore_started(partition, records))
+
+    def history_restored(self, partition: int, records: int) -> None:
+        self._each("history_restored", lambda observer: observer.history_restored(partition, records))
+
+    def history_restore_finished(self, partition: int, records: int, duration_s: float) -> None:
+        self._each(
+            "history_restore_finished",
+            lambda observer: observer.history_restore_finished(partition, records, duration_s),
+        )
+
+    def history_store_entries(self, partition: int, entries: int) -> None:
+        self._each("history_store_entries", lambda observer: observer.history_store_entries(partition, entries))
 
     def __repr__(self) -> str:
         names = ",".join(type(observer).__name__ for observer in self._observers)
