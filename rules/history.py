@@ -213,6 +213,17 @@ def _authorization_exceeded(facts: ClaimFacts, others: Sequence[HistoryLine], pa
     )
 
 
+# Days an entry outlives the longest timely-filing window, by default (issue 12): a claim filed late, or
+# reprocessed, still meets the claims it could duplicate.
+RETENTION_MARGIN_DAYS = 90
+
+
+def default_retention_days(policy: Policy) -> int:
+    """How long history keeps an entry after its service date, unless configured: the longest filing window
+    of the payer policies plus `RETENTION_MARGIN_DAYS`."""
+    return longest_filing_window_days(policy) + RETENTION_MARGIN_DAYS
+
+
 def longest_filing_window_days(policy: Policy) -> int:
     """The longest timely-filing window of any payer policy, in days (a calendar year counts 366)."""
     windows = [

@@ -18,7 +18,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from rules.engine import RuleEngine, load_engine
-from rules.history import longest_filing_window_days
+from rules.history import default_retention_days
 from worker import __version__
 from worker.batch_log import BatchLog
 from worker.evaluator import Evaluator, ProcessEvaluator, start_evaluator
@@ -51,9 +51,6 @@ from worker.sink import AtLeastOnceSink, ExactlyOnceSink, Sink
 from worker.stages import HistoryRuntime, Stages
 
 T = TypeVar("T")
-
-# Days an entry of claim history outlives the longest timely-filing window (issue 12's default).
-RETENTION_MARGIN_DAYS = 90
 
 
 class StartupError(Exception):
@@ -187,6 +184,7 @@ def _run(
         exit_code=int(exit_code),
         batches=loop.batches,
         records=loop.records,
+        outcomes=loop.outcomes,
         retries=loop.retries,
         reason=shutdown.reason or None,
     )
@@ -226,7 +224,7 @@ def _history(
         observer=observer,
         request_timeout_s=settings.request_timeout_ms / 1000,
     )
-    retention = settings.history_retention_days or longest_filing_window_days(engine.policy) + RETENTION_MARGIN_DAYS
+    retention = settings.history_retention_days or default_retention_days(engine.policy)
     stage = HistoryStage(
         engine=engine, changelog_topic=settings.changelog_topic, stores=partitions.stores, retention_days=retention
     )

@@ -107,7 +107,8 @@ class ValidationLoop:
         self._log = structlog.get_logger()
         self._last_probe = float("-inf")
         self.batches = 0
-        self.records = 0
+        self.records = 0  # records processed, of both stages when claim history is on
+        self.outcomes = 0  # claims brought to their outcome: verdicts and dead letters
         self.retries = 0
 
     def run(self) -> ExitCode:
@@ -167,6 +168,7 @@ class ValidationLoop:
             self._broker_answered()
         self.batches += 1
         self.records += result.records
+        self.outcomes += result.outcomes_reached
         if delivery.transaction is not None:
             self._observer.transaction_finished(delivery.transaction)
         self._observer.commit_finished(delivery.commit_error, result.partitions)

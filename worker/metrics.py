@@ -148,7 +148,10 @@ class WorkerMetrics(Observer):
             registry=registry,
         )
         self.assigned_partitions = Gauge(
-            "claims_assigned_partitions", "Input partitions assigned to this worker.", registry=registry
+            "claims_assigned_partitions",
+            "Partitions assigned to this worker, by topic (the input topic, and claim history's repartition topic).",
+            ["topic"],
+            registry=registry,
         )
         self.rebalances = Counter(
             "claims_rebalances", "Rebalance events seen by this worker.", ["event"], registry=registry
@@ -219,13 +222,15 @@ class WorkerMetrics(Observer):
                 )
         child.set(records)
 
-    def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
+    def partitions_assigned(self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition]) -> None:
         self._rebalances["assigned"].inc()
-        self.assigned_partitions.set(total)
+        self._count_assigned({tp.topic for tp in partitions}, assigned)
 
-    def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
+    def partitions_revoked(
+        self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition], *, lost: bool
+    ) -> None:
         self._rebalances["lost" if lost else "revoked"].inc()
-        self.assigned_partitions.set(total)
+        self._count_assigned({tp.topic for tp in partitions}, assigned)
         with self._lock:
             for partition in partitions:
                 if self._lag.pop(partition, None) is not None:
@@ -256,6 +261,10 @@ class WorkerMetrics(Observer):
         self.history_entries.labels(partition=str(partition)).set(entries)
 
     # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _count_assigned(self, topics: set[str], assigned: Collection[TopicPartition]) -> None:
+        for topic in topics:
+            self.assigned_partitions.labels(topic=topic).set(sum(1 for tp in assigned if tp.topic == topic))
 
     def _finding_child(self, key: tuple[str, str]) -> Counter:
         child = self._findings.get(key)

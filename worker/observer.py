@@ -46,11 +46,13 @@ class Observer:
     def lag(self, partition: TopicPartition, records: int) -> None:
         """`records` behind the end of an input partition."""
 
-    def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
-        """`partitions` were assigned; `total` are assigned now."""
+    def partitions_assigned(self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition]) -> None:
+        """`partitions` were assigned; `assigned` are assigned now (of every topic the worker reads)."""
 
-    def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
-        """`partitions` were revoked (or lost, without a chance to commit); `total` are assigned now."""
+    def partitions_revoked(
+        self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition], *, lost: bool
+    ) -> None:
+        """`partitions` were revoked (or lost, without a chance to commit); `assigned` are assigned now."""
 
     def ready(self, is_ready: bool) -> None:
         """Readiness changed."""
@@ -103,11 +105,13 @@ class ObserverChain(Observer):
     def lag(self, partition: TopicPartition, records: int) -> None:
         self._each("lag", lambda observer: observer.lag(partition, records))
 
-    def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
-        self._each("partitions_assigned", lambda observer: observer.partitions_assigned(partitions, total))
+    def partitions_assigned(self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition]) -> None:
+        self._each("partitions_assigned", lambda observer: observer.partitions_assigned(partitions, assigned))
 
-    def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
-        self._each("partitions_revoked", lambda observer: observer.partitions_revoked(partitions, total, lost=lost))
+    def partitions_revoked(
+        self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition], *, lost: bool
+    ) -> None:
+        self._each("partitions_revoked", lambda observer: observer.partitions_revoked(partitions, assigned, lost=lost))
 
     def ready(self, is_ready: bool) -> None:
         self._each("ready", lambda observer: observer.ready(is_ready))

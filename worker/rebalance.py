@@ -45,11 +45,12 @@ class RebalanceHandler:
     def on_assigned(self, partitions: Collection[TopicPartition]) -> None:
         with self._lock:
             self._assigned.update(partitions)
-            total = len(self._assigned)
+            assigned = frozenset(self._assigned)
+            total = len(assigned)
             self.rebalances += 1
         if self._history is not None:
             self._history.assigned(partitions)
-        self._observer.partitions_assigned(sorted(partitions), total)
+        self._observer.partitions_assigned(sorted(partitions), assigned)
         self._log.info("kafka.partitions_assigned", partitions=_numbers(partitions), assigned_total=total)
 
     async def on_revoked(self, partitions: Collection[TopicPartition]) -> None:
@@ -73,9 +74,10 @@ class RebalanceHandler:
             self._history.revoked(partitions)
         with self._lock:
             self._assigned.difference_update(partitions)
-            total = len(self._assigned)
+            assigned = frozenset(self._assigned)
+            total = len(assigned)
             self.rebalances += 1
-        self._observer.partitions_revoked(sorted(partitions), total, lost=lost)
+        self._observer.partitions_revoked(sorted(partitions), assigned, lost=lost)
         event = "kafka.partitions_lost" if lost else "kafka.partitions_revoked"
         (self._log.warning if lost else self._log.info)(event, partitions=_numbers(partitions), assigned_total=total)
 

@@ -73,7 +73,29 @@ PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
-class WorkerSettings(BaseSettings):
+class HistorySettings(BaseSettings):
+    """Claim history's mode, member-key secret and retention: all `validate` reads of the environment (other
+    `CLAIMS_*` variables are ignored there); `WorkerSettings` extends it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True, case_sensitive=False,
+        hide_input_in_errors=True,
+    )  # fmt: skip
+
+    history: HistoryMode = HistoryMode.ON
+    # HMAC key of member ids: history keys, topics, logs and metrics never hold a member id. Required when history
+    # is on (checked at start-up, so that `publish` and `topics` do not need it).
+    history_key: SecretStr | None = Field(None, min_length=16)
+    # Days an entry is kept after its service date; default: the longest timely-filing window of the payer
+    # policies plus 90 days.
+    history_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+    @property
+    def history_enabled(self) -> bool:
+        return self.history is HistoryMode.ON
+
+
+class WorkerSettings(HistorySettings):
     """Everything `claims-worker run` (and `publish`, `topics`) needs; see the README's configuration table.
 
     Raises `pydantic.ValidationError` when a value is invalid; use `load_settings()` to get a `ConfigError`
@@ -129,19 +151,12 @@ class WorkerSettings(BaseSettings):
     # thread. One child lets the rules use a second core: on a single-core pod set 0.
     evaluator_processes: Annotated[int, Field(ge=0, le=16)] = 1
 
-    # --- Claim history (worker/history/) ------------------------------------------------------------------------
-    history: HistoryMode = HistoryMode.ON
-    # HMAC key of member ids: history keys, topics, logs and metrics never hold a member id. Required when history
-    # is on (checked at start-up, so that `publish` and `topics` do not need it).
-    history_key: SecretStr | None = Field(None, min_length=16)
+    # --- Claim history (worker/history/; the mode, key and retention are declared in HistorySettings) -----------
     repartition_topic: str = Field("claims.by-member", min_length=1)
     changelog_topic: str = Field("claims.history.changelog", min_length=1)
     # Local stores, one per owned partition, under <state_dir>/<group_id>/<worker_id>/; rebuilt from the changelog
     # when missing, so an ephemeral directory only makes restarts slower.
     state_dir: Path = Field(default_factory=_default_state_dir)
-    # Days an entry is kept after its service date; default: the longest timely-filing window of the payer
-    # policies plus 90 days.
-    history_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
 
     # --- Consumer tuning --------------------------------------------------------------------------------------
     max_poll_interval_ms: PositiveInt = 300_000
@@ -233,10 +248,6 @@ class WorkerSettings(BaseSettings):
         return tuple(dict.fromkeys((self.pass_topic, self.fail_topic, self.dlq_topic)))
 
     @property
-    def history_enabled(self) -> bool:
-        return self.history is HistoryMode.ON
-
-    @property
     def history_topics(self) -> tuple[str, ...]:
         """The repartition and changelog topics, when claim history is on."""
         return (self.repartition_topic, self.changelog_topic) if self.history_enabled else ()
@@ -271,6 +282,14 @@ def unknown_env_settings(environ: dict[str, str] | None = None) -> list[str]:
     known = {env_name(name) for name in WorkerSettings.model_fields}
     source = os.environ if environ is None else environ
     return sorted(name for name in source if name.upper().startswith(ENV_PREFIX) and name.upper() not in known)
+
+
+def load_history_settings() -> HistorySettings:
+    """Claim history's settings from the environment. Raises `ConfigError` (naming the variable)."""
+    try:
+        return HistorySettings()
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
 
 
 def load_settings(**overrides: Any) -> WorkerSettings:

@@ -45,6 +45,7 @@ from worker.shutdown import ShutdownSignal
 from worker.sink import AtLeastOnceSink, ExactlyOnceSink, Sink
 from worker.stages import HistoryRuntime, Stages
 from worker.topic_reader import Isolation, TopicReader, TopicRecord
+from worker.topic_set import CHANGELOG_CONFIGS, TopicSet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INPUT, PASS, FAIL, DLQ = "in", "pass", "fail", "dlq"
@@ -246,34 +247,21 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 # --- real broker helpers ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Topics:
-    input: str
-    passed: str
-    failed: str
-    dlq: str
-
-    def env(self) -> dict[str, str]:
-        return {
-            "CLAIMS_INPUT_TOPIC": self.input,
-            "CLAIMS_PASS_TOPIC": self.passed,
-            "CLAIMS_FAIL_TOPIC": self.failed,
-            "CLAIMS_DLQ_TOPIC": self.dlq,
-        }
-
-    @property
-    def outputs(self) -> tuple[str, str, str]:
-        return (self.passed, self.failed, self.dlq)
+Topics = TopicSet
 
 
 @pytest.fixture
 def worker_topics(new_topic: Callable[..., str]) -> Callable[..., Topics]:
-    def create(partitions: int = 3) -> Topics:
-        return Topics(
+    """Fresh topics for a worker: input, outputs and claim history's (the changelog compacted)."""
+
+    def create(partitions: int = 3, history_partitions: int = 2) -> Topics:
+        return TopicSet(
             input=new_topic("in", partitions=partitions),
             passed=new_topic("pass", partitions=2),
             failed=new_topic("fail", partitions=2),
             dlq=new_topic("dlq", partitions=1),
+            repartition=new_topic("by-member", partitions=history_partitions),
+            changelog=new_topic("changelog", partitions=history_partitions, config=dict(CHANGELOG_CONFIGS)),
         )
 
     return create
@@ -294,6 +282,8 @@ class WorkerProcess:
                 "CLAIMS_METRICS_HOST": "127.0.0.1",
                 "CLAIMS_LOG_FORMAT": "json",
                 "CLAIMS_SHUTDOWN_GRACE_S": "20",
+                "CLAIMS_HISTORY_KEY": HISTORY_KEY.get_secret_value(),
+                "CLAIMS_STATE_DIR": str(log_path.parent / f"state-{log_path.stem}"),
                 "PYTHONUNBUFFERED": "1",
             }
         )
