@@ -79,13 +79,17 @@ def template_weights(templates: Sequence[Template], weights: Mapping[str, float]
 
 
 def generate(
-    count: int, seed: int = DEFAULT_SEED, *, templates: Sequence[Template] | None = None
+    count: int, seed: int = DEFAULT_SEED, *, templates: Sequence[Template] | None = None, members: int | None = None
 ) -> list[tuple[bytes | None, bytes]]:
-    """`count` (key, value) records, the same for the same seed and templates."""
+    """`count` (key, value) records, the same for the same seed and templates.
+
+    `members`: member ids drawn from a pool of this many (claim history then meets each member several times);
+    default: practically every claim its own member.
+    """
     chosen = list(templates) if templates is not None else load_templates()
     rng = random.Random(seed)
     picks = rng.choices(chosen, weights=template_weights(chosen), k=count)
-    return [vary(template, number, rng) for number, template in enumerate(picks)]
+    return [vary(template, number, rng, members=members) for number, template in enumerate(picks)]
 
 
 def generate_with_templates(count: int, seed: int = DEFAULT_SEED) -> list[tuple[Template, bytes | None, bytes]]:
@@ -100,7 +104,9 @@ def generate_with_templates(count: int, seed: int = DEFAULT_SEED) -> list[tuple[
     return out
 
 
-def vary(template: Template, number: int, rng: random.Random) -> tuple[bytes | None, bytes]:
+def vary(
+    template: Template, number: int, rng: random.Random, *, members: int | None = None
+) -> tuple[bytes | None, bytes]:
     """One record from `template`: ids made unique with `number`, personal values and dates drawn from `rng`."""
     if template.document is None:
         return None, template.raw
@@ -113,7 +119,7 @@ def vary(template: Template, number: int, rng: random.Random) -> tuple[bytes | N
         document["event_id"] = f"evt-{rng.getrandbits(64):016x}-{suffix}"
     patient = document.get("patient")
     if isinstance(patient, dict):
-        patient["member_id"] = f"MBR-{rng.randrange(10**9):09d}"
+        patient["member_id"] = member_id(rng.randrange(members or 10**9))
         if isinstance(patient.get("birth_date"), str) and _DATE.match(patient["birth_date"]):
             born = dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(365 * 50))
             patient["birth_date"] = born.isoformat()
@@ -160,6 +166,11 @@ def _vary_charge(text: str, rng: random.Random) -> str:
     except ValueError:
         return text
     return f"{max(cents + rng.randrange(-500, 501), 0) / 100:.2f}"
+
+
+def member_id(number: int) -> str:
+    """The generated member id number `number` (bench/history.py keys synthetic history entries by these too)."""
+    return f"MBR-{number:09d}"
 
 
 def average_bytes(records: Sequence[tuple[bytes | None, bytes]]) -> float:

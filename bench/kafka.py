@@ -20,8 +20,11 @@ from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from bench.claims import REPO_ROOT
+from worker.topic_set import CHANGELOG_CONFIGS
 
 LOG_DIR = REPO_ROOT / "reports" / "bench-logs"
+# The member-key secret of the bench's stateful workers (bench/history.py keys its synthetic history with it).
+HISTORY_KEY = "bench-history-key-0123456789abcdef"
 
 
 def new_id() -> str:
@@ -41,10 +44,17 @@ def admin(bootstrap: str) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="claims-bench")
 
 
-def create_topics(bootstrap: str, topics: Sequence[str], *, partitions: int) -> None:
+def create_topics(
+    bootstrap: str, topics: Sequence[str], *, partitions: int, configs: dict[str, str] | None = None
+) -> None:
     client = admin(bootstrap)
     try:
-        client.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1) for topic in topics])
+        client.create_topics(
+            [
+                NewTopic(topic, num_partitions=partitions, replication_factor=1, topic_configs=configs)
+                for topic in topics
+            ]
+        )
     finally:
         client.close()
     deadline = time.monotonic() + 30
@@ -120,21 +130,52 @@ def wait_drained(  # noqa: PLR0917 - the drain's coordinates
     raise RuntimeError(f"group {group} did not drain {topic} within {timeout_s:.0f}s")
 
 
+def wait_outcomes(processes: Sequence[WorkerProcess], claims: int, timeout_s: float) -> None:
+    """Until the workers together brought `claims` claims to their outcome (`claims_consumed_total`).
+
+    For a stateful drain, after the input is committed: stage B's repartition topic has no fixed end to wait for
+    (in exactly_once its end offsets count the transaction markers, which no commit reaches).
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for process in processes:
+            process.sample_rss()
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"worker exited with {process.popen.returncode}; see {process.log_path}")
+        if sum(process.metric("claims_consumed_total") for process in processes) >= claims:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the workers did not bring {claims} claims to their outcome within {timeout_s:.0f}s")
+
+
 @dataclass
 class Topics:
     input: str
     passed: str
     failed: str
     dlq: str
+    repartition: str
+    changelog: str
 
     @classmethod
     def fresh(cls, input_topic: str) -> Topics:
         run = new_id()
-        return cls(input_topic, f"bench.{run}.pass", f"bench.{run}.fail", f"bench.{run}.dlq")
+        return cls(
+            input_topic,
+            f"bench.{run}.pass",
+            f"bench.{run}.fail",
+            f"bench.{run}.dlq",
+            f"bench.{run}.by-member",
+            f"bench.{run}.changelog",
+        )
 
     @property
     def outputs(self) -> list[str]:
         return [self.passed, self.failed, self.dlq]
+
+    def create_history_topics(self, bootstrap: str, *, partitions: int) -> None:
+        create_topics(bootstrap, [self.repartition], partitions=partitions)
+        create_topics(bootstrap, [self.changelog], partitions=partitions, configs=dict(CHANGELOG_CONFIGS))
 
 
 @dataclass
@@ -167,8 +208,13 @@ class WorkerProcess:
         extra_env: dict[str, str] | None = None,
         profile_to: Path | None = None,
         tree: Path = REPO_ROOT,
+        history: bool = False,
     ) -> WorkerProcess:
-        """Start a worker; `tree` is the source tree it runs (another one for before/after comparisons)."""
+        """Start a worker; `tree` is the source tree it runs (another one for before/after comparisons).
+
+        `history`: claim history on, with the topics' repartition topic and changelog and a fresh state
+        directory (off otherwise: the stateless worker).
+        """
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log_path = LOG_DIR / f"{name}.log"
         env = {key: value for key, value in os.environ.items() if not key.startswith("CLAIMS_")}
@@ -186,6 +232,17 @@ class WorkerProcess:
                 "CLAIMS_METRICS_HOST": "127.0.0.1",
                 "CLAIMS_LOG_FORMAT": "json",
                 "CLAIMS_LOG_LEVEL": "info",
+                **(
+                    {
+                        "CLAIMS_HISTORY": "on",
+                        "CLAIMS_HISTORY_KEY": HISTORY_KEY,
+                        "CLAIMS_REPARTITION_TOPIC": topics.repartition,
+                        "CLAIMS_CHANGELOG_TOPIC": topics.changelog,
+                        "CLAIMS_STATE_DIR": str(LOG_DIR / f"{name}.state"),
+                    }
+                    if history
+                    else {"CLAIMS_HISTORY": "off"}
+                ),
                 **(extra_env or {}),
             }
         )
@@ -218,6 +275,19 @@ class WorkerProcess:
             rollup.get("Private_Clean:", 0) + rollup.get("Private_Dirty:", 0) for rollup in rollups[1:]
         )
         self.peak_rss_kb = max(self.peak_rss_kb, union, self.main_peak_rss_kb if not children else 0)
+
+    def metric(self, name: str) -> float:
+        """The sum of the samples of `name` on the worker's /metrics (0 while it does not answer)."""
+        import urllib.request  # noqa: PLC0415
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0.0
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((f"{name} ", f"{name}{{"))
+        )
 
     def validation_us_per_claim(self) -> float | None:
         """Mean time to parse, validate and serialise one claim inside the worker, from its /metrics."""

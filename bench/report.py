@@ -19,6 +19,11 @@ REQUIRED_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "latency_p99_ms": (int, float),
     "worker_peak_rss_mb": (int, float),
     "two_workers_speedup": (int, float),
+    "worker_history_alos_claims_per_s": (int, float),
+    "worker_history_eos_claims_per_s": (int, float),
+    "history_restore_records_per_s": (int, float),
+    "history_store_bytes_per_100k_lines": (int, float),
+    "history_1m_entries_peak_rss_mb": (int, float),
     "confluent_passthrough_msgs_per_s": (int, float),
     "versions": dict,
     "cpu_model": str,
@@ -32,6 +37,11 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("rules_claims_per_s", ">=", 30_000),
     ("latency_p99_ms", "<=", 100),
     ("worker_peak_rss_mb", "<=", 150),
+    # Issue 12: the stateful worker against the stateless one, restores, memory with a million entries.
+    ("history_alos_vs_stateless", ">=", 0.80),
+    ("history_eos_vs_stateless", ">=", 0.80),
+    ("history_restore_records_per_s", ">=", 50_000),
+    ("history_1m_entries_peak_rss_mb", "<=", 200),
 )
 
 
@@ -64,6 +74,8 @@ def ratios(report: Mapping[str, Any]) -> dict[str, float | None]:
         "eos_vs_alos": ratio("worker_eos_claims_per_s", "worker_alos_claims_per_s"),
         "two_workers_vs_one": report.get("two_workers_speedup"),
         "passthrough_vs_confluent": ratio("passthrough_msgs_per_s", "confluent_passthrough_msgs_per_s"),
+        "history_alos_vs_stateless": ratio("worker_history_alos_claims_per_s", "worker_alos_claims_per_s"),
+        "history_eos_vs_stateless": ratio("worker_history_eos_claims_per_s", "worker_eos_claims_per_s"),
     }
 
 
@@ -151,6 +163,36 @@ def render_table(report: Mapping[str, Any]) -> str:
             f"main process {_fmt(report.get('worker_main_process_peak_rss_mb'))} MB, "
             f"PSS {_fmt(report.get('worker_peak_pss_mb'))} MB, "
             f"per-process RSS summed {_fmt(report.get('worker_sum_of_peak_rss_mb'))} MB",
+        ),
+        (
+            "stateful worker (claim history), at_least_once",
+            _fmt(report.get("worker_history_alos_claims_per_s")),
+            "claims/s",
+            f"{pct(r['history_alos_vs_stateless'])} of the stateless worker",
+        ),
+        (
+            "stateful worker (claim history), exactly_once",
+            _fmt(report.get("worker_history_eos_claims_per_s")),
+            "claims/s",
+            f"{pct(r['history_eos_vs_stateless'])} of the stateless worker",
+        ),
+        (
+            "claim history: restore from the changelog",
+            _fmt(report.get("history_restore_records_per_s")),
+            "records/s",
+            f"{_fmt((report.get('history_restore') or {}).get('restored_records'))} records",
+        ),
+        (
+            "claim history: store size per 100,000 claim lines",
+            _fmt((report.get("history_store_bytes_per_100k_lines") or 0) / 1e6 or None),
+            "MB",
+            "RocksDB files after the restore and a drain",
+        ),
+        (
+            "claim history: worker peak RSS with 1,000,000 entries",
+            _fmt(report.get("history_1m_entries_peak_rss_mb")),
+            "MB",
+            f"{_fmt((report.get('history_restore') or {}).get('peak_rss_mb_after_restore'))} MB after the restore",
         ),
         (
             "two workers, one group",

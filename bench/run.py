@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.claims import DEFAULT_SEED, OUTCOME_WEIGHTS, REPO_ROOT, average_bytes, generate
+from bench.history import restore_and_rss
 from bench.kafka import (
     CpuSampler,
     Topics,
@@ -46,6 +47,7 @@ from bench.kafka import (
     new_id,
     preload,
     wait_drained,
+    wait_outcomes,
 )
 from bench.latency import WARM_UP_S
 from bench.report import median, missing_keys, ratios, render_table, target_results
@@ -125,9 +127,13 @@ def drain(
     profile: bool = False,
     tree: Path = REPO_ROOT,
     extra_env: dict[str, str] | None = None,
+    history: bool = False,
 ) -> dict[str, Any]:
+    """One drain of the pre-loaded topic; `history`: the stateful worker (claim history on, both stages)."""
     topics = Topics.fresh(topic)
     create_topics(bootstrap, topics.outputs, partitions=PARTITIONS)
+    if history:
+        topics.create_history_topics(bootstrap, partitions=PARTITIONS)
     group = f"bench-{new_id()}"
     processes: list[WorkerProcess] = []
     try:
@@ -143,19 +149,23 @@ def drain(
                 profile_to=profile_to,
                 tree=tree,
                 extra_env=extra_env,
+                history=history,
             )
             sampler.watch(name, process.popen.pid)
             processes.append(process)
         wait_drained(bootstrap, group, topic, ends, processes, DRAIN_TIMEOUT_S)
+        if history:  # stage B: every deferred claim judged too
+            wait_outcomes(processes, sum(ends.values()), DRAIN_TIMEOUT_S)
         validation_us = [process.validation_us_per_claim() for process in processes]
     finally:
         for process in processes:
             process.stop()
-        delete_topics(bootstrap, topics.outputs)
+        delete_topics(bootstrap, [*topics.outputs, *([topics.repartition, topics.changelog] if history else [])])
     start, end, processed, batches = batch_window(processes)
     claims = sum(ends.values())
     return {
         "delivery": delivery,
+        "history": history,
         "workers": workers,
         "claims": claims,
         "processed": processed,  # above `claims` when a rebalance made a worker repeat records
@@ -263,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     parser.add_argument(
         "--only",
         default=os.environ.get("BENCH_ONLY", ""),
-        help="comma-separated subset (development): rules,conversion,passthrough,alos,eos,latency,scale,confluent; "
-        "rules and conversion alone need no broker",
+        help="comma-separated subset (development): rules,conversion,passthrough,alos,eos,history_alos,"
+        "history_eos,history_restore,latency,scale,confluent; rules and conversion alone need no broker",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the workers (reports/profiles/); no results")
     parser.add_argument("--no-copy", action="store_true", help="do not write bench/results/<date>.json")
@@ -353,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             min(args.claims, 50_000), args.seed, max(repetitions, 3), tree=args.compare_tree
         )["claims_per_s"]
 
-    records = generate(args.claims, args.seed)
+    # Members from a pool of a tenth of the claims: claim history meets each member about ten times.
+    members = max(1, args.claims // 10)
+    records = generate(args.claims, args.seed, members=members)
     report["average_record_bytes"] = round(average_bytes(records))
     topic = f"bench.{new_id()}.in"
     create_topics(bootstrap, [topic], partitions=PARTITIONS)
@@ -362,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     if broker is not None:
         sampler.watch("broker", broker)
     runs: dict[str, list[dict[str, Any]]] = {
-        "passthrough": [], "alos": [], "eos": [], "scale": [], "confluent": [], "compare_alos": [], "compare_eos": [],
+        "passthrough": [], "alos": [], "eos": [], "history_alos": [], "history_eos": [], "scale": [], "confluent": [],
+        "compare_alos": [], "compare_eos": [],
     }  # fmt: skip
     try:
         say(f"pre-loading {args.claims:,} claims ({report['average_record_bytes']} bytes on average) into {topic}")
@@ -378,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             ("eos", "3/7 worker exactly_once", lambda: drain(bootstrap, topic, ends, delivery="exactly_once",
                                                              sampler=sampler, profile=args.profile,
                                                              extra_env=worker_env)),
+            ("history_alos", "3/7 stateful worker (claim history) at_least_once", lambda: drain(
+                bootstrap, topic, ends, delivery="at_least_once", sampler=sampler, profile=args.profile,
+                extra_env=worker_env, history=True)),
+            ("history_eos", "3/7 stateful worker (claim history) exactly_once", lambda: drain(
+                bootstrap, topic, ends, delivery="exactly_once", sampler=sampler, profile=args.profile,
+                extra_env=worker_env, history=True)),
             ("scale", "6/7 two workers at_least_once", lambda: drain(bootstrap, topic, ends, delivery="at_least_once",
                                                                      workers=2, sampler=sampler,
                                                                      profile=args.profile, extra_env=worker_env)),
@@ -401,6 +420,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
                 result = step()
                 runs[key].append(result)
                 say(f"  {json.dumps(result)}")
+        if wanted("history_restore"):
+            entries = _env_int("BENCH_HISTORY_ENTRIES", 1_000_000)
+            say(f"claim history: restore {entries:,} changelog entries, then drain with them (once)")
+            report["history_restore"] = restore_and_rss(
+                bootstrap,
+                entries=entries,
+                claims=min(args.claims, 50_000),
+                seed=args.seed + 2,
+                members=max(1, entries // 20),
+                partitions=PARTITIONS,
+                sampler=sampler,
+            )
+            say(f"  {json.dumps(report['history_restore'])}")
     finally:
         sampler.close()
         delete_topics(bootstrap, [topic])
@@ -419,6 +451,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     if runs["eos"]:
         report["worker_eos_claims_per_s"] = median([run["claims_per_s"] for run in runs["eos"]])
         report["worker_eos_peak_rss_mb"] = median([run["peak_rss_mb"][0] for run in runs["eos"]])
+    if runs["history_alos"]:
+        report["worker_history_alos_claims_per_s"] = median([run["claims_per_s"] for run in runs["history_alos"]])
+        report["worker_history_peak_rss_mb"] = median([run["peak_rss_mb"][0] for run in runs["history_alos"]])
+    if runs["history_eos"]:
+        report["worker_history_eos_claims_per_s"] = median([run["claims_per_s"] for run in runs["history_eos"]])
+    if "history_restore" in report:
+        restore = report["history_restore"]
+        report["history_restore_records_per_s"] = restore["restore_records_per_s"]
+        report["history_store_bytes_per_100k_lines"] = restore["store_bytes_per_100k_lines"]
+        report["history_1m_entries_peak_rss_mb"] = restore["peak_rss_mb"]
     if runs["scale"]:
         report["two_workers_claims_per_s"] = median([run["claims_per_s"] for run in runs["scale"]])
         if runs["alos"]:

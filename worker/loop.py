@@ -34,6 +34,10 @@ from worker.sink import DeliveryFailed, Sink
 from worker.stages import Stages
 
 _CLOSE_TIMEOUT_S = 10.0
+# While a claim-history store is restored the loop polls briefly, so restore steps come often. Never 0: kafka-python
+# 3.0 then never completes a rebalance (the member stops heart-beating and is evicted; found with a 200,000-entry
+# restore during a metadata rebalance).
+RESTORING_POLL_TIMEOUT_MS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,8 @@ class ValidationLoop:
         self._health.tick()
         try:
             self._stages.maintain()  # claim history: partitions assigned or revoked, restores
-            polled = self._consumer.poll(self._options.poll_timeout_ms, self._options.batch_max_records)
+            timeout_ms = RESTORING_POLL_TIMEOUT_MS if self._stages.restoring else self._options.poll_timeout_ms
+            polled = self._consumer.poll(timeout_ms, self._options.batch_max_records)
         except KafkaIOError as error:
             self._failed(error, Stage.POLL, started=self._clock())
             return

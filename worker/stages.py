@@ -71,6 +71,11 @@ class Stages:
     def history(self) -> HistoryRuntime | None:
         return self._history
 
+    @property
+    def restoring(self) -> bool:
+        """Claim history is restoring a store: the loop should not wait long in its poll meanwhile."""
+        return self._history is not None and bool(self._history.partitions.restoring)
+
     def maintain(self) -> None:
         """Between batches: claim history's partition changes and restores. Raises `KafkaIOError`."""
         if self._history is not None:

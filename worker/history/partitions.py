@@ -31,7 +31,15 @@ from typing import Protocol
 import structlog
 
 from worker.history.stage import SOURCE_OFFSET_HEADER
-from worker.history.store import EMPTY_CHECKPOINT, PartitionStore, StoreCheckpoint, StoreError, StoreMemory, wipe_store
+from worker.history.store import (
+    EMPTY_CHECKPOINT,
+    PartitionStore,
+    StoreCheckpoint,
+    StoreError,
+    StoreMemory,
+    is_entry_key,
+    wipe_store,
+)
 from worker.kafka_io import KafkaIOError, Record, TopicPartition
 from worker.observer import Observer
 
@@ -72,6 +80,7 @@ class _Restore:
     started: float
     records: int = 0
     skipped: int = 0
+    foreign: int = 0
 
 
 class HistoryPartitions:
@@ -173,7 +182,9 @@ class HistoryPartitions:
                 continue
             changes = []
             for record in records:
-                if _source_offset(record) >= restore.committed:
+                if not is_entry_key(record.key):
+                    restore.foreign += 1  # not written by a worker: left alone
+                elif _source_offset(record) >= restore.committed:
                     restore.skipped += 1
                 else:
                     changes.append((record.key or b"", record.value))
@@ -203,6 +214,7 @@ class HistoryPartitions:
                 partition=partition,
                 records=restore.records,
                 skipped=restore.skipped,
+                foreign=restore.foreign or None,
                 duration_s=round(duration, 3),
             )
         self._consumer.resume([TopicPartition(self._topic, partition) for partition in done])

@@ -34,7 +34,7 @@ from rocksdict import (
     WriteOptions,
 )
 
-from worker.history.keys import member_prefix, parse_entry_key
+from worker.history.keys import member_prefix
 
 _ENTRY = b"e"
 _INDEX = b"i"
@@ -141,7 +141,7 @@ class PartitionStore:
         """Write entries (None deletes) and the checkpoint, atomically. Raises `StoreError`."""
         batch = WriteBatch(raw_mode=True)
         for key, value in changes:
-            index_key = _INDEX + parse_entry_key(key).service_date.isoformat().encode() + _SEPARATOR + key
+            index_key = _INDEX + _service_date_of(key) + _SEPARATOR + key
             if value is None:
                 batch.delete(_ENTRY + key)
                 batch.delete(index_key)
@@ -179,6 +179,23 @@ class PartitionStore:
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
         return f"<PartitionStore {self.name} at {where} checkpoint={tuple(self.checkpoint)}>"
+
+
+def _service_date_of(entry_key: bytes) -> bytes:
+    """The ISO service date inside an entry key (its third part), without decoding the key: restores apply
+    tens of thousands of entries a second. Raises ValueError for a key that is not an entry key."""
+    parts = entry_key.split(_SEPARATOR, 3)
+    if len(parts) != 4 or len(parts[2]) != 10:
+        raise ValueError("not a history entry key")
+    return parts[2]
+
+
+def is_entry_key(key: bytes | None) -> bool:
+    """Whether `key` has the shape of an entry key (restores skip anything else on the changelog)."""
+    if key is None:
+        return False
+    parts = key.split(_SEPARATOR, 3)
+    return len(parts) == 4 and len(parts[2]) == 10
 
 
 def wipe_store(path: Path) -> None:
