@@ -38,6 +38,10 @@ REQUIRED_PANELS = {
     "commit and transaction outcomes": ("Commits and transactions", "claims_transactions_total"),
     "replicas up": ("Replicas up", "up"),
     "build info": ("Build info", "claims_build_info"),
+    "claim history restores": ("History restores", "claims_history_restoring_partitions"),
+    "claim history restore rate": ("History restore rate", "claims_history_restored_records_total"),
+    "claim history store size": ("History store entries", "claims_history_store_entries"),
+    "claim history throughput": ("Claims through claim history", "claims_history_deferred_total"),
 }
 VALUES = {"job": "claims-worker", "instance": ".*", "topic": ".*", "datasource": "x", "__rate_interval": "1m",
           "__range": "1h", "__interval": "15s"}  # fmt: skip

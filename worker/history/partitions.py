@@ -43,6 +43,8 @@ from worker.history.store import (
 from worker.kafka_io import KafkaIOError, Record, TopicPartition
 from worker.observer import Observer
 
+# How often the stores' sizes are reported (RocksDB's estimate is cheap, but not free).
+ENTRIES_REPORT_INTERVAL_S = 30.0
 # Changelog records read per restore step (and loop iteration), at most.
 RESTORE_STEP_RECORDS = 20_000
 RESTORE_STEP_TIMEOUT_MS = 200
@@ -112,6 +114,7 @@ class HistoryPartitions:
         self._events: list[tuple[str, frozenset[int]]] = []
         self._lock = threading.Lock()
         self._log = structlog.get_logger()
+        self._entries_reported = float("-inf")
 
     # --- from the rebalance callback (Kafka's IO thread) -----------------------------------------------------------
 
@@ -150,6 +153,10 @@ class HistoryPartitions:
                 self._begin(sorted(partitions))
         if self._restoring:
             self._restore_step()
+        if self._clock() - self._entries_reported >= ENTRIES_REPORT_INTERVAL_S:
+            self._entries_reported = self._clock()
+            for partition, entries in self.entries().items():
+                self._observer.history_store_entries(partition, entries)
 
     def _begin(self, partitions: list[int]) -> None:
         topic_partitions = [TopicPartition(self._topic, partition) for partition in partitions]
