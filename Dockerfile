@@ -14,6 +14,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY schemas ./schemas
 COPY rules ./rules
 COPY worker ./worker
+COPY adapters ./adapters
 # constraints.txt pins every version `make test` and CI use, so the image runs what was tested. Not editable (-e):
 # the runtime stage copies only the virtualenv.
 RUN /opt/venv/bin/pip install -c constraints.txt . \
@@ -23,13 +24,17 @@ RUN /opt/venv/bin/pip install -c constraints.txt . \
 FROM ${PYTHON_IMAGE}
 # A fixed uid/gid (also in deploy/k8s: runAsUser) so volume permissions and pod security contexts can name it.
 RUN groupadd --system --gid 10001 claims \
-    && useradd --system --uid 10001 --gid claims --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin claims
+    && useradd --system --uid 10001 --gid claims --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin claims \
+    && mkdir -p /var/lib/claims-worker && chown claims:claims /var/lib/claims-worker
+# Claim history's local stores (CLAIMS_STATE_DIR); a volume there keeps them across container restarts.
+VOLUME /var/lib/claims-worker
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     CLAIMS_LOG_FORMAT=json \
-    CLAIMS_METRICS_PORT=9108
+    CLAIMS_METRICS_PORT=9108 \
+    CLAIMS_STATE_DIR=/var/lib/claims-worker
 USER claims:claims
 WORKDIR /tmp
 # /metrics, /healthz and /readyz (CLAIMS_METRICS_PORT).

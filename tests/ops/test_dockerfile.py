@@ -52,7 +52,7 @@ def test_project_is_installed_from_its_own_files_with_the_pinned_constraints() -
     sources = [source for args in copies for source in args[:-1]]
     installs = [rest for key, rest in instructions() if key == "RUN" and "pip install" in rest]
 
-    assert {"pyproject.toml", "constraints.txt", "worker", "schemas", "rules"} <= set(sources)
+    assert {"pyproject.toml", "constraints.txt", "worker", "schemas", "rules", "adapters"} <= set(sources)
     for source in sources:
         assert (REPO_ROOT / source).exists(), f"COPY {source}: no such file in the repository"
         assert not ignored(source), f"COPY {source}: excluded from the build context by .dockerignore"
