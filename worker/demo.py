@@ -1,10 +1,12 @@
 """`scripts/run-demo` (what `make run` calls): the whole pipeline on a laptop, end to end, then a verdict table.
 
 1. Use the broker in CLAIMS_BOOTSTRAP_SERVERS, or start a throwaway local one (`scripts/kafka-local`, free port).
-2. Create this run's four topics (unique names, so a rerun shows just its own records).
+2. Create this run's topics (unique names, so a rerun shows just its own records): input, outputs, and claim
+   history's repartition topic and changelog.
 3. Publish `examples/claims.jsonl`, keyed by claim id, as `claims-worker publish` does; then, as a second input,
    the claims of the X12 examples (`examples/837p-j9353.x12`, `examples/837i-j9353.x12`), converted and sent with
-   their `source.*` headers.
+   their `source.*` headers; last, `examples/history.jsonl` in order on one partition (a claim, the same service
+   again under another claim id, and a dose 10 days later), which claim history flags.
 4. Run `claims-worker run` as a subprocess until every published record has an output.
 5. Print the verdicts (claim, outcome, finding codes) and dead letters (reason), and where metrics were served.
 6. Stop what it started (worker, broker; topics on a broker it did not start) and exit 0.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,7 +34,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
 
 from adapters.convert import InputFormat, convert_bytes
 from adapters.records import ClaimRecord
@@ -40,11 +42,13 @@ from worker.commands.publish import claim_key, read_lines
 from worker.kafka_fixes import close_sockets_of_failed_connects
 from worker.routing import DLQ_ERROR, DLQ_REASON
 from worker.topic_reader import TopicReader, TopicRecord
+from worker.topic_set import TopicSet
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
 DEFAULT_EXAMPLES = REPO_ROOT / "examples" / "claims.jsonl"
 DEFAULT_X12_EXAMPLES = (REPO_ROOT / "examples" / "837p-j9353.x12", REPO_ROOT / "examples" / "837i-j9353.x12")
+DEFAULT_HISTORY_EXAMPLES = REPO_ROOT / "examples" / "history.jsonl"
 STATE_DIR = REPO_ROOT / ".cache" / "demo"
 
 
@@ -99,46 +103,17 @@ def kafka_for_demo() -> Iterator[tuple[str, bool]]:
         broker.stop()
 
 
-@dataclass(frozen=True)
-class DemoTopics:
-    input: str
-    passed: str
-    failed: str
-    dlq: str
-
-    @classmethod
-    def unique(cls, run_id: str) -> DemoTopics:
-        prefix = f"demo.{run_id}."
-        return cls(
-            prefix + "claims.submitted",
-            prefix + "claims.validated.pass",
-            prefix + "claims.validated.fail",
-            prefix + "claims.submitted.dlq",
-        )
-
-    @property
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.input, self.passed, self.failed, self.dlq)
-
-    def env(self) -> dict[str, str]:
-        return {
-            "CLAIMS_INPUT_TOPIC": self.input,
-            "CLAIMS_PASS_TOPIC": self.passed,
-            "CLAIMS_FAIL_TOPIC": self.failed,
-            "CLAIMS_DLQ_TOPIC": self.dlq,
-        }
-
-
 def _source_of(output: TopicRecord) -> tuple[int, int]:
     """(partition, offset) of the input an output answers; (-1, -1) for one that names none."""
     _, partition, offset = output.answers() or ("", -1, -1)
     return partition, offset
 
 
-def create_topics(bootstrap: str, topics: Sequence[str], *, partitions: int) -> None:
+def create_topics(bootstrap: str, topics: TopicSet, *, partitions: int) -> None:
+    """The run's topics: input, outputs, and claim history's (the changelog compacted)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="claims-demo")
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1) for topic in topics])
+        admin.create_topics(topics.new_topics(partitions=partitions))
     finally:
         admin.close()
 
@@ -153,16 +128,22 @@ def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
 
 
 def publish_lines(
-    bootstrap: str, topic: str, lines: Sequence[bytes], records: Sequence[ClaimRecord] = ()
+    bootstrap: str,
+    topic: str,
+    lines: Sequence[bytes],
+    records: Sequence[ClaimRecord] = (),
+    in_order: Sequence[bytes] = (),
 ) -> list[tuple[int, int]]:
-    """Publish like `claims-worker publish` (JSONL lines, then converted records with their headers); returns
-    each one's (partition, offset), in that order."""
+    """Publish like `claims-worker publish` (JSONL lines, then converted records with their headers, then
+    `in_order` lines on one partition, so that claim history meets them in that order); returns each one's
+    (partition, offset), in that order."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
         futures = [producer.send(topic, key=claim_key(line), value=line) for line in lines]
         futures += [
             producer.send(topic, key=record.key, value=record.value, headers=list(record.headers)) for record in records
         ]
+        futures += [producer.send(topic, key=claim_key(line), value=line, partition=0) for line in in_order]
         producer.flush(timeout=60)
         return [(meta.partition, meta.offset) for meta in (future.get(timeout=1) for future in futures)]
     finally:
@@ -217,28 +198,41 @@ class DemoRun:
     log_path: Path
 
 
-def run_demo(examples: Path, *, delivery: str, timeout_s: float, x12_examples: Sequence[Path] = ()) -> int:
+def run_demo(
+    examples: Path,
+    *,
+    delivery: str,
+    timeout_s: float,
+    x12_examples: Sequence[Path] = (),
+    history_examples: Path | None = None,
+) -> int:
     with examples.open("rb") as stream:
         lines = list(read_lines(stream))
     if not lines:
         say(f"{examples} has no claims to publish")
         return 1
     records = _converted(x12_examples)
+    history_lines: list[bytes] = []
+    if history_examples is not None:
+        with history_examples.open("rb") as stream:
+            history_lines = list(read_lines(stream))
     jsonl_count = len(lines)
-    lines += [record.value for record in records]
+    lines += [record.value for record in records] + history_lines
     run_id = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    topics = DemoTopics.unique(run_id)
+    topics = TopicSet.prefixed(f"demo.{run_id}")
+    names = [topic.name for topic in topics.new_topics(partitions=3)]
     with kafka_for_demo() as (bootstrap, started_here):
         say(f"creating topics demo.{run_id}.* on {bootstrap}")
-        create_topics(bootstrap, topics.all, partitions=3)
+        create_topics(bootstrap, topics, partitions=3)
         try:
-            placed = publish_lines(bootstrap, topics.input, lines[:jsonl_count], records)
-            say(f"published {jsonl_count} claims from {examples} and {len(records)} converted from "
-                f"{', '.join(path.name for path in x12_examples) or 'no X12 file'} to {topics.input}")  # fmt: skip
+            placed = publish_lines(bootstrap, topics.input, lines[:jsonl_count], records, history_lines)
+            say(f"published {jsonl_count} claims from {examples}, {len(records)} converted from "
+                f"{', '.join(path.name for path in x12_examples) or 'no X12 file'} and {len(history_lines)} from "
+                f"{history_examples.name if history_examples else 'no history file'} to {topics.input}")  # fmt: skip
             run = _run_worker(bootstrap, topics, run_id, lines, placed, delivery=delivery, timeout_s=timeout_s)
         finally:
             if not started_here:
-                delete_topics(bootstrap, topics.all)
+                delete_topics(bootstrap, names)
     _report(run, sys.stdout)
     if len({_source_of(output) for output in run.outputs}) != len(lines):
         say(f"only {len(run.outputs)} outputs for {len(lines)} published claims within {timeout_s:.0f}s")
@@ -260,7 +254,7 @@ def _converted(paths: Sequence[Path]) -> list[ClaimRecord]:
 
 def _run_worker(
     bootstrap: str,
-    topics: DemoTopics,
+    topics: TopicSet,
     run_id: str,
     lines: list[bytes],
     placed: list[tuple[int, int]],
@@ -282,6 +276,9 @@ def _run_worker(
             "CLAIMS_METRICS_HOST": "127.0.0.1",
             "CLAIMS_METRICS_PORT": str(metrics_port),
             "CLAIMS_LOG_FORMAT": "json",
+            # Claim history on (the default): a key for this run only, stores under .cache/demo.
+            "CLAIMS_HISTORY_KEY": secrets.token_hex(32),
+            "CLAIMS_STATE_DIR": str(STATE_DIR / f"state-{run_id}"),
         }
     )
     say(f"starting `claims-worker run` ({delivery}); its logs: {log_path}")
@@ -354,10 +351,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=list(DEFAULT_X12_EXAMPLES),
         help="X12 837 files published after the JSONL claims (default: the 837P and 837I examples)",
     )
+    parser.add_argument(
+        "--history-examples",
+        type=Path,
+        default=DEFAULT_HISTORY_EXAMPLES,
+        help="JSONL claims published last, in order, for claim history to judge (default: %(default)s)",
+    )
     parser.add_argument("--delivery", choices=["at_least_once", "exactly_once"], default="at_least_once")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="wait for all outputs (default: 120)")
     args = parser.parse_args(argv)
-    return run_demo(args.examples, delivery=args.delivery, timeout_s=args.timeout_s, x12_examples=args.x12_examples)
+    return run_demo(
+        args.examples,
+        delivery=args.delivery,
+        timeout_s=args.timeout_s,
+        x12_examples=args.x12_examples,
+        history_examples=args.history_examples,
+    )
 
 
 if __name__ == "__main__":
