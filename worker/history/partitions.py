@@ -214,6 +214,7 @@ class HistoryPartitions:
                 # Nothing was left to read: record that the store now reflects the committed offset.
                 restore.store.apply([], StoreCheckpoint(restore.store.checkpoint.changelog_offset, restore.committed))
             self.stores[partition] = restore.store
+            self._observer.history_store_entries(partition, restore.store.estimated_entries())
             duration = self._clock() - restore.started
             self._observer.history_restore_finished(partition, restore.records, duration)
             self._log.info(
