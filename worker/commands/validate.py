@@ -11,8 +11,10 @@ the claim.validated event, or for input that cannot be read as a claim
 Blank (whitespace-only) lines are skipped without output: they carry no record, and a JSONL file may end
 with one; every other line, however broken, gets exactly one output line.
 
-`--format table` prints a human summary instead. Exit status 0 when every line was processed (failing
-claims are results, not errors); 3 (CONFIG) for an invalid payer policy file; 2 (USAGE) for an unreadable
+`--format table` prints a human summary instead. In both formats the count line (`19 records: 5 pass, ...`)
+goes to stderr, so stdout stays the JSONL stream. Exit status: 0 when every line was processed and none failed;
+6 (RECORDS_FAILED) when every line was processed and at least one got a `fail` verdict or is a dead letter (like a
+linter; `--exit-zero` gives 0 then); 3 (CONFIG) for an invalid payer policy file; 2 (USAGE) for an unreadable
 input file or one that cannot be converted.
 """
 
@@ -98,6 +100,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a line longer than this is a too_large dead letter (default: %(default)s)",
     )
     parser.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when a record fails or is dead-lettered (default: exit 6 then)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -124,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     gc.freeze()
     validated_at: dt.datetime = args.validated_at or utc_now()
     show_progress = sys.stderr.isatty() if args.progress is None else bool(args.progress)
+    counts = OutcomeCounts()
     try:
         stream = sys.stdin.buffer if args.input == "-" else Path(args.input).open("rb")  # noqa: SIM115
     except OSError as error:
@@ -136,12 +144,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             numbered = enumerate(claim_input.lines, start=1)
         every = max(1, args.progress_every) if show_progress else 0
-        results = _results(numbered, engine, validated_at, args.max_bytes, every)
+        results = counts.counted(_results(numbered, engine, validated_at, args.max_bytes, every))
         if args.format == "table":
             _write_table(results, sys.stdout)
         else:
             _write_jsonl(results, sys.stdout.buffer)
         sys.stdout.flush()
+        print(counts.summary(), file=sys.stderr, flush=True)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not every line was processed, but there is nobody to tell.
         silence_stdout()
@@ -154,7 +163,37 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    if counts.failed_or_dead_lettered and not args.exit_zero:
+        return ExitCode.RECORDS_FAILED
     return ExitCode.OK
+
+
+_SUMMARY_KEYS = ("pass", "fail", "not_applicable", "dead_letter")
+
+
+class OutcomeCounts:
+    """How many results were pass, fail, not_applicable or dead letters, counted as they stream past."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+
+    def counted(self, results: Iterable[tuple[int, Evaluation]]) -> Iterator[tuple[int, Evaluation]]:
+        for item in results:
+            evaluation = item[1]
+            self._counts["dead_letter" if isinstance(evaluation, DeadLettered) else evaluation.outcome.value] += 1
+            yield item
+
+    @property
+    def failed_or_dead_lettered(self) -> bool:
+        return bool(self._counts["fail"] or self._counts["dead_letter"])
+
+    def summary(self) -> str:
+        """e.g. `19 records: 5 pass, 10 fail, 2 not applicable, 2 dead letter`."""
+        parts = ", ".join(f"{self._counts[key]} {key.replace('_', ' ')}" for key in _SUMMARY_KEYS)
+        return f"{sum(self._counts.values())} records: {parts}"
+
+    def __repr__(self) -> str:
+        return f"<OutcomeCounts {dict(self._counts)}>"
 
 
 def _results(
@@ -213,15 +252,12 @@ def _write_jsonl(results: Iterable[tuple[int, Evaluation]], out: BinaryIO) -> No
 
 
 def _write_table(results: Iterable[tuple[int, Evaluation]], out: TextIO) -> None:
-    counts: Counter[str] = Counter()
     out.write(f"{'LINE':>6}  {'CLAIM':<24} OUTCOME\n")
     for number, evaluation in results:
         if isinstance(evaluation, DeadLettered):
-            counts["dead_letter"] += 1
             out.write(f"{number:>6}  {'-':<24} dead letter: {evaluation.reason.value}: {evaluation.error}\n")
             continue
         result = ClaimValidated.model_validate_json(evaluation.value)  # the table needs every finding's details
-        counts[result.outcome.value] += 1
         severities = Counter(finding.severity.value for finding in result.findings)
         summary = ", ".join(
             f"{count} {severity}{'' if count == 1 else 's'}" for severity, count in sorted(severities.items())
@@ -245,11 +281,6 @@ def _write_table(results: Iterable[tuple[int, Evaluation]], out: TextIO) -> None
             out.write(f"{'':26}{finding.message}\n")
         for skipped in result.not_evaluated:
             out.write(f"{'':8}{'skipped':<8} {'':<8} {skipped.rule_id}: {skipped.reason}\n")
-    total = sum(counts.values())
-    parts = ", ".join(
-        f"{counts[key]} {key.replace('_', ' ')}" for key in ("pass", "fail", "not_applicable", "dead_letter")
-    )
-    out.write(f"\n{total} records: {parts}\n")
 
 
 def silence_stdout() -> None:
