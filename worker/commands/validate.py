@@ -34,6 +34,7 @@ from typing import BinaryIO, TextIO
 from rules.engine import PolicyError, RuleEngine, load_engine
 from schemas.parsing import DEFAULT_MAX_BYTES
 from schemas.verdict import ClaimValidated, utc_now
+from worker.commands.flags import number_flag, setting_flag
 from worker.commands.inputs import (
     ConvertedRecords,
     InputOptions,
@@ -94,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-bytes",
-        type=int,
+        type=setting_flag("max_record_bytes"),
         default=DEFAULT_MAX_BYTES,
         metavar="N",
         help="a line longer than this is a too_large dead letter (default: %(default)s)",
@@ -112,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--progress-every",
-        type=int,
+        type=number_flag(int, ge=1),
         default=PROGRESS_EVERY_LINES,
         metavar="N",
         help="input lines between two progress reports (default: %(default)s)",
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             numbered: Iterable[tuple[int, bytes]] = enumerate((record.value for record in claim_input.records), 1)
         else:
             numbered = enumerate(claim_input.lines, start=1)
-        every = max(1, args.progress_every) if show_progress else 0
+        every = args.progress_every if show_progress else 0
         results = counts.counted(_results(numbered, engine, validated_at, args.max_bytes, every))
         if args.format == "table":
             _write_table(results, sys.stdout)
