@@ -44,6 +44,7 @@ from worker.commands.inputs import (
 )
 from worker.evaluator import DeadLettered, Evaluation, evaluate_claim_bytes
 from worker.exit_codes import ExitCode
+from worker.verdict_table import VerdictTable
 
 PROGRESS_EVERY_LINES = 10_000
 _WRITE_BATCH_LINES = 256
@@ -253,35 +254,14 @@ def _write_jsonl(results: Iterable[tuple[int, Evaluation]], out: BinaryIO) -> No
 
 
 def _write_table(results: Iterable[tuple[int, Evaluation]], out: TextIO) -> None:
-    out.write(f"{'LINE':>6}  {'CLAIM':<24} OUTCOME\n")
+    table = VerdictTable(out)
+    table.header()
     for number, evaluation in results:
         if isinstance(evaluation, DeadLettered):
-            out.write(f"{number:>6}  {'-':<24} dead letter: {evaluation.reason.value}: {evaluation.error}\n")
-            continue
-        result = ClaimValidated.model_validate_json(evaluation.value)  # the table needs every finding's details
-        severities = Counter(finding.severity.value for finding in result.findings)
-        summary = ", ".join(
-            f"{count} {severity}{'' if count == 1 else 's'}" for severity, count in sorted(severities.items())
-        )
-        out.write(
-            f"{number:>6}  {result.claim_id:<24} {result.outcome.value}{'  (' + summary + ')' if summary else ''}\n"
-        )
-        for finding in result.findings:
-            where = f"line {finding.line_number}" if finding.line_number is not None else "claim"
-            codes = " ".join(
-                part
-                for part in (
-                    f"{finding.group_code.value}-{finding.carc}" if finding.group_code and finding.carc else "",
-                    f"CARC {finding.carc}" if finding.carc and not finding.group_code else "",
-                    " ".join(finding.rarc),
-                )
-                if part
-            )
-            suffix = f"  [{codes}]" if codes else ""
-            out.write(f"{'':8}{finding.severity.value:<8} {where:<8} {finding.rule_id}{suffix}\n")
-            out.write(f"{'':26}{finding.message}\n")
-        for skipped in result.not_evaluated:
-            out.write(f"{'':8}{'skipped':<8} {'':<8} {skipped.rule_id}: {skipped.reason}\n")
+            table.dead_letter(str(number), evaluation.reason.value, evaluation.error)
+        else:
+            # The table needs every finding's details, which only the verdict's JSON carries.
+            table.verdict(str(number), ClaimValidated.model_validate_json(evaluation.value))
 
 
 def silence_stdout() -> None:
