@@ -34,6 +34,8 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("run",), "--batch-max-records", "100001"),
     (("topics", "create"), "--partitions", "0"),
     (("topics", "create"), "--replication-factor", "-2"),
+    (("consume", "pass"), "--max-records", "0"),
+    (("consume", "pass"), "--timeout-s", "-1"),
 ]
 
 
