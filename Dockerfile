@@ -14,6 +14,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY schemas ./schemas
 COPY rules ./rules
 COPY worker ./worker
+COPY adapters ./adapters
 # constraints.txt pins every version `make test` and CI use, so the image runs what was tested. Not editable (-e):
 # the runtime stage copies only the virtualenv.
 RUN /opt/venv/bin/pip install -c constraints.txt . \
