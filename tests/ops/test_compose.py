@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from tests.ops.conftest import (
+    ALERTMANAGER_CONFIG,
+    ALERTMANAGER_DIR,
     DASHBOARD,
     EXAMPLE_CLAIMS,
     GRAFANA_DIR,
-    ALERTMANAGER_CONFIG,
-    ALERTMANAGER_DIR,
     PROMETHEUS_DIR,
     REPO_ROOT,
     PrometheusBinaries,
