@@ -211,3 +211,24 @@ def _authorization_exceeded(facts: ClaimFacts, others: Sequence[HistoryLine], pa
             "waste": "JW waste lines included" if counts_waste else "JW waste lines excluded",
         },
     )
+
+
+# Days an entry outlives the longest timely-filing window, by default (issue 12): a claim filed late, or
+# reprocessed, still meets the claims it could duplicate.
+RETENTION_MARGIN_DAYS = 90
+
+
+def default_retention_days(policy: Policy) -> int:
+    """How long history keeps an entry after its service date, unless configured: the longest filing window
+    of the payer policies plus `RETENTION_MARGIN_DAYS`."""
+    return longest_filing_window_days(policy) + RETENTION_MARGIN_DAYS
+
+
+def longest_filing_window_days(policy: Policy) -> int:
+    """The longest timely-filing window of any payer policy, in days (a calendar year counts 366)."""
+    windows = [
+        filing.days if filing.days is not None else 366 * (filing.calendar_years or 1)
+        for payer in (*policy.payer_defaults.values(), *policy.named_payers.values())
+        for filing in (payer.rules.timely_filing,)
+    ]
+    return max(windows)

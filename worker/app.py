@@ -7,21 +7,29 @@ unreachable, up to `max_outage_s`), a check that all four topics exist, and the 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry
 
 from rules.engine import RuleEngine, load_engine
+from rules.history import default_retention_days
 from worker import __version__
 from worker.batch_log import BatchLog
 from worker.evaluator import Evaluator, ProcessEvaluator, start_evaluator
 from worker.exit_codes import ExitCode
+from worker.history.keys import MemberKeyer
+from worker.history.partitions import HistoryPartitions
+from worker.history.stage import HistoryStage
+from worker.history.store import StoreMemory
 from worker.kafka_io import (
     BrokerUnavailableError,
+    KafkaChangelogReader,
     KafkaConfigError,
     KafkaConsumerAdapter,
     KafkaIOError,
@@ -40,6 +48,7 @@ from worker.routing import Routes
 from worker.settings import DeliveryMode, WorkerSettings, env_name, unknown_env_settings
 from worker.shutdown import ShutdownSignal, install_signal_handlers
 from worker.sink import AtLeastOnceSink, ExactlyOnceSink, Sink
+from worker.stages import HistoryRuntime, Stages
 
 T = TypeVar("T")
 
@@ -70,27 +79,33 @@ def run_worker(settings: WorkerSettings, *, install_signals: bool = True) -> Exi
     health = HealthState(stall_after_s=settings.max_outage_s + settings.request_timeout_ms / 1000 + 60.0)
     try:
         engine = _load_engine(settings)
+        keyer = _member_keyer(settings)
         # Forked now, before the probe server's and Kafka's threads exist (see worker/evaluator.py); the signal
         # watcher thread exists, but holds no lock while it waits for a signal.
-        evaluator = start_evaluator(engine, settings.evaluator_processes)
+        evaluator = start_evaluator(engine, settings.evaluator_processes, history=keyer)
     except StartupError as error:
         log.error("worker.start_failed", reason=str(error), exit_code=int(error.exit_code))
         return error.exit_code
     try:
-        return _serve(settings, engine, evaluator, health, shutdown)
+        return _serve(settings, Engines(engine, evaluator, keyer), health, shutdown)
     finally:
         if evaluator is not None:
             evaluator.close()
 
 
-def _serve(
-    settings: WorkerSettings,
-    engine: RuleEngine,
-    evaluator: ProcessEvaluator | None,
-    health: HealthState,
-    shutdown: ShutdownSignal,
-) -> ExitCode:
+@dataclass(frozen=True, slots=True)
+class Engines:
+    """What evaluates claims: the rules, their child processes (None: in the loop's thread), the member keyer
+    (None: claim history off)."""
+
+    engine: RuleEngine
+    children: ProcessEvaluator | None
+    keyer: MemberKeyer | None
+
+
+def _serve(settings: WorkerSettings, engines: Engines, health: HealthState, shutdown: ShutdownSignal) -> ExitCode:
     log = structlog.get_logger()
+    engine = engines.engine
     try:
         registry = CollectorRegistry()
         metrics = WorkerMetrics(registry, version=__version__, ruleset=engine.ruleset)
@@ -107,7 +122,7 @@ def _serve(
         settings=settings.public_summary(),
     )
     try:
-        return _run(settings, engine, evaluator=evaluator, metrics=metrics, health=health, shutdown=shutdown)
+        return _run(settings, engines, metrics=metrics, health=health, shutdown=shutdown)
     except StartupError as error:
         log.error("worker.start_failed", reason=str(error), exit_code=int(error.exit_code))
         return error.exit_code
@@ -119,58 +134,101 @@ def _serve(
 
 
 def _run(
-    settings: WorkerSettings,
-    engine: RuleEngine,
-    *,
-    evaluator: ProcessEvaluator | None,
-    metrics: WorkerMetrics,
-    health: HealthState,
-    shutdown: ShutdownSignal,
+    settings: WorkerSettings, engines: Engines, *, metrics: WorkerMetrics, health: HealthState, shutdown: ShutdownSignal
 ) -> ExitCode:
     log = structlog.get_logger()
-    consumer = _connect(lambda: KafkaConsumerAdapter(settings), settings, shutdown, what="consumer")
-    if consumer is None:
-        return ExitCode.OK
-    try:
+    with contextlib.ExitStack() as on_failure:  # closes what was opened if start-up does not get to the loop
+        consumer = _connect(lambda: KafkaConsumerAdapter(settings), settings, shutdown, what="consumer")
+        if consumer is None:
+            return ExitCode.OK
+        on_failure.callback(consumer.close, 2.0)
         producer = _connect(lambda: KafkaProducerAdapter(settings), settings, shutdown, what="producer")
-    except StartupError:
-        consumer.close(2.0)
-        raise
-    if producer is None:
-        consumer.close(2.0)
-        return ExitCode.OK
-    try:
+        if producer is None:
+            return ExitCode.OK
+        on_failure.callback(producer.close, 2.0)
         _check_topics(consumer, settings)
-    except StartupError:
-        consumer.close(2.0)
-        producer.close(2.0)
-        raise
-
-    observer = ObserverChain([metrics, BatchLog()])
-    sink = _sink(settings, consumer, producer)
-    consumer.subscribe(settings.input_topic, KafkaRebalanceListener(RebalanceHandler(sink=sink, observer=observer)))
-    loop = ValidationLoop(
-        consumer=consumer,
-        sink=sink,
-        evaluator=Evaluator(engine, max_record_bytes=settings.max_record_bytes, children=evaluator),
-        routes=Routes.from_settings(settings),
-        options=LoopOptions.from_settings(settings),
-        shutdown=shutdown,
-        observer=observer,
-        health=health,
+        observer = ObserverChain([metrics, BatchLog()])
+        sink = _sink(settings, consumer, producer)
+        history = _history(settings, engines.engine, consumer, observer, shutdown) if engines.keyer else None
+        if history is None and engines.keyer is not None:
+            return ExitCode.OK  # a stop was requested while connecting
+        if history is not None:
+            on_failure.callback(history.partitions.close)
+        handler = RebalanceHandler(sink=sink, observer=observer, history=history.partitions if history else None)
+        topics = [settings.input_topic, *([history.topic] if history else [])]
+        consumer.subscribe(topics, KafkaRebalanceListener(handler))
+        evaluator = Evaluator(
+            engines.engine, max_record_bytes=settings.max_record_bytes, children=engines.children, history=engines.keyer
+        )
+        loop = ValidationLoop(
+            consumer=consumer,
+            sink=sink,
+            stages=Stages(evaluator=evaluator, routes=Routes.from_settings(settings), history=history),
+            options=LoopOptions.from_settings(settings),
+            shutdown=shutdown,
+            observer=observer,
+            health=health,
+        )
+        on_failure.pop_all()
+    log.info(
+        "worker.started", delivery=settings.delivery.value, input_topic=settings.input_topic, history=bool(history)
     )
-    log.info("worker.started", delivery=settings.delivery.value, input_topic=settings.input_topic)
     freeze_long_lived_objects()
-    exit_code = loop.run()
+    try:
+        exit_code = loop.run()
+    finally:
+        if history is not None:
+            history.partitions.close()
     log.info(
         "worker.stopped",
         exit_code=int(exit_code),
         batches=loop.batches,
         records=loop.records,
+        outcomes=loop.outcomes,
         retries=loop.retries,
         reason=shutdown.reason or None,
     )
     return exit_code
+
+
+def _member_keyer(settings: WorkerSettings) -> MemberKeyer | None:
+    if not settings.history_enabled:
+        return None
+    if settings.history_key is None:
+        raise StartupError(
+            ExitCode.CONFIG,
+            f"claim history is on ({env_name('history')}=on, the default) and needs {env_name('history_key')}, "
+            f"a secret of at least 16 characters that keys member ids; or set {env_name('history')}=off",
+        )
+    return MemberKeyer(settings.history_key)
+
+
+def _history(
+    settings: WorkerSettings,
+    engine: RuleEngine,
+    consumer: KafkaConsumerAdapter,
+    observer: ObserverChain,
+    shutdown: ShutdownSignal,
+) -> HistoryRuntime | None:
+    """Claim history's partitions and stage (None if a stop was requested while connecting)."""
+    _check_copartitioned(consumer, settings)
+    changelog = _connect(lambda: KafkaChangelogReader(settings), settings, shutdown, what="changelog reader")
+    if changelog is None:
+        return None
+    partitions = HistoryPartitions(
+        consumer=consumer,
+        changelog=changelog,
+        repartition_topic=settings.repartition_topic,
+        state_dir=settings.worker_state_dir,
+        memory=StoreMemory(),
+        observer=observer,
+        request_timeout_s=settings.request_timeout_ms / 1000,
+    )
+    retention = settings.history_retention_days or default_retention_days(engine.policy)
+    stage = HistoryStage(
+        engine=engine, changelog_topic=settings.changelog_topic, stores=partitions.stores, retention_days=retention
+    )
+    return HistoryRuntime(settings.repartition_topic, partitions, stage)
 
 
 def _sink(settings: WorkerSettings, consumer: KafkaConsumerAdapter, producer: KafkaProducerAdapter) -> Sink:
@@ -241,6 +299,25 @@ def _connect(factory: Callable[[], T], settings: WorkerSettings, shutdown: Shutd
             raise StartupError(ExitCode.FAILURE, f"could not create the Kafka {what}: {error}") from None
         shutdown.wait(backoff.next_delay_s())
     return None
+
+
+def _check_copartitioned(consumer: KafkaConsumerAdapter, settings: WorkerSettings) -> None:
+    """The changelog must have the repartition topic's partition count: partition n's store is changelog n."""
+
+    def count(topic: str) -> int:
+        return len(call_with_deadline(lambda: consumer.partitions_for(topic), 10.0, what="metadata"))
+
+    try:
+        counts = {topic: count(topic) for topic in (settings.repartition_topic, settings.changelog_topic)}
+    except KafkaIOError as error:
+        raise StartupError(ExitCode.BROKER_OUTAGE, f"cannot read the history topics' metadata: {error}") from None
+    if len(set(counts.values())) != 1:
+        raise StartupError(
+            ExitCode.CONFIG,
+            f"{settings.changelog_topic} has {counts[settings.changelog_topic]} partitions and "
+            f"{settings.repartition_topic} {counts[settings.repartition_topic]}: claim history needs the same count "
+            "(the partition count of both must never change; see the README's claim-history section)",
+        )
 
 
 def _check_topics(consumer: KafkaConsumerAdapter, settings: WorkerSettings) -> None:

@@ -57,6 +57,8 @@ class BatchResult:
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     dead_letters: Counter[DeadLetterReason] = field(default_factory=Counter)
     findings: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule_id, severity)
+    deferred: int = 0  # claims sent on to the claim-history stage (their verdicts come from there)
+    history_lookups: int = 0  # member histories the claim-history stage read
 
     @classmethod
     def of(
@@ -67,23 +69,44 @@ class BatchResult:
         duration_s: float,
         delivered_at_s: float,
         delivery: Delivery,
+        history_lookups: int = 0,
     ) -> BatchResult:
         """The result with its counts (one pass over the evaluations)."""
         outcomes: Counter[Outcome] = Counter()
         dead_letters: Counter[DeadLetterReason] = Counter()
         findings: Counter[tuple[str, str]] = Counter()
+        deferred = 0
         for _, evaluation, _ in processed:
             if isinstance(evaluation, Verdict):
                 outcomes[evaluation.outcome] += 1
                 if evaluation.findings:
                     findings.update(evaluation.findings)
-            else:
+            elif isinstance(evaluation, DeadLettered):
                 dead_letters[evaluation.reason] += 1
-        return cls(processed, partitions, duration_s, delivered_at_s, delivery, outcomes, dead_letters, findings)
+            else:
+                deferred += 1
+        return cls(
+            processed,
+            partitions,
+            duration_s,
+            delivered_at_s,
+            delivery,
+            outcomes,
+            dead_letters,
+            findings,
+            deferred,
+            history_lookups,
+        )
 
     @property
     def records(self) -> int:
+        """Records processed (both stages, when claim history is on)."""
         return len(self.processed)
+
+    @property
+    def outcomes_reached(self) -> int:
+        """Claims brought to their outcome in this batch: verdicts and dead letters (not the deferred ones)."""
+        return self.records - self.deferred
 
     def dead_lettered(self) -> list[tuple[Record, DeadLettered, OutputRecord]]:
         return [

@@ -1,6 +1,7 @@
 """The log lines of the loop's work, as an observer: one line per batch, plus one per dead letter.
 
-- `batch.processed` (info): records, outcomes, dead letters, duration and partitions of a delivered batch.
+- `batch.processed` (info): records, outcomes, dead letters, claims deferred to claim history, duration and
+  partitions of a delivered batch.
 - `claim.dead_lettered` (warning): reason, error and Kafka coordinates of each dead letter, after it is durable.
 - `claim.failed` (debug only): claim id, rule ids and coordinates of each failing claim.
 - `batch.failed` (warning) and `kafka.commit_failed` (warning): a delivery or an offset commit that failed.
@@ -63,6 +64,7 @@ class BatchLog(Observer):
             failed=result.outcomes[Outcome.FAIL],
             not_applicable=result.outcomes[Outcome.NOT_APPLICABLE],
             dead_letters=sum(result.dead_letters.values()),
+            deferred=result.deferred,
             duration_ms=round(result.duration_s * 1000, 1),
             partitions=list(result.partitions),
         )

@@ -33,12 +33,16 @@ from typing import Any, NamedTuple
 import structlog
 
 from rules.engine import RuleEngine
-from rules.pipeline import evaluate_record
+from rules.history import facts_of
+from rules.pipeline import validate_record
+from schemas.history import DeferredClaim
 from schemas.parsing import DeadLetter, DeadLetterReason
 from schemas.verdict import ClaimValidated, Outcome, SourceRecord
+from worker.history.keys import MemberKeyer
 from worker.kafka_io import Record
 
 _serialize_verdict = ClaimValidated.__pydantic_serializer__.to_json
+_serialize_deferred = DeferredClaim.__pydantic_serializer__.to_json
 
 # Records per chunk handed to a child: at most this many (the hand-over, one pickle per chunk, then costs
 # little per record), and at least 4 chunks per batch when the batch allows chunks of `MIN_CHUNK_RECORDS`, so that
@@ -63,6 +67,16 @@ class Verdict(NamedTuple):
     duration_s: float
 
 
+class Deferred(NamedTuple):
+    """A claim with drug lines, sent on to the claim-history stage (keyed by its member key): stage B publishes
+    its verdict once the cross-claim checks ran."""
+
+    claim_id: str
+    member_key: str
+    value: bytes  # schemas.history.DeferredClaim JSON
+    duration_s: float
+
+
 class DeadLettered(NamedTuple):
     """A record that cannot be read as a claim (or whose evaluation failed): it goes to the dead-letter topic."""
 
@@ -72,7 +86,7 @@ class DeadLettered(NamedTuple):
 
 
 # The closed result of evaluating one record.
-Evaluation = Verdict | DeadLettered
+Evaluation = Verdict | DeadLettered | Deferred
 
 # (value, topic, partition, offset, headers) of one consumed record: what a child needs, cheap to pickle. The
 # headers travel with the record so that an input format chosen by a header has a path; JSON ignores them.
@@ -86,15 +100,27 @@ def evaluate_claim_bytes(
     validated_at: dt.datetime,
     max_bytes: int,
     source: SourceRecord | None = None,
+    history: MemberKeyer | None = None,
 ) -> Evaluation:
     """Parse, validate and serialise one claim event. Never raises: every entry point (the worker, `validate`,
     the benchmarks) goes through here, and an exception anywhere inside (a bug) is an `internal_error` dead
-    letter naming only the exception's type (its message could quote claim data)."""
+    letter naming only the exception's type (its message could quote claim data).
+
+    With `history` (claim history on), a claim with drug lines is `Deferred` to the history stage instead of
+    getting its verdict here.
+    """
     began = time.perf_counter()
     try:
-        result = evaluate_record(raw, engine, validated_at=validated_at, source=source, max_bytes=max_bytes)
-        if isinstance(result, DeadLetter):
-            return DeadLettered(result.reason, result.error, time.perf_counter() - began)
+        validated = validate_record(raw, engine, validated_at=validated_at, source=source, max_bytes=max_bytes)
+        if isinstance(validated, DeadLetter):
+            return DeadLettered(validated.reason, validated.error, time.perf_counter() - began)
+        result, claim = validated
+        if history is not None and claim is not None:
+            filed_on = claim.submitted_on or validated_at.astimezone(dt.UTC).date()
+            facts = facts_of(claim, engine.policy, member_key=history(claim.patient.member_id), filed_on=filed_on)
+            if facts is not None:
+                deferred = _serialize_deferred(DeferredClaim(verdict=result, facts=facts))
+                return Deferred(result.claim_id, facts.member_key, deferred, time.perf_counter() - began)
         findings = tuple((finding.rule_id, finding.severity.value) for finding in result.findings)
         value = _serialize_verdict(result)
         return Verdict(result.claim_id, result.outcome, value, findings, time.perf_counter() - began)
@@ -103,11 +129,19 @@ def evaluate_claim_bytes(
         return DeadLettered(DeadLetterReason.INTERNAL_ERROR, reason, time.perf_counter() - began)
 
 
-def evaluate_item(engine: RuleEngine, item: RecordItem, validated_at: dt.datetime, max_bytes: int) -> Evaluation:
+def evaluate_item(
+    engine: RuleEngine,
+    item: RecordItem,
+    validated_at: dt.datetime,
+    max_bytes: int,
+    history: MemberKeyer | None = None,
+) -> Evaluation:
     """`evaluate_claim_bytes` for one consumed record; the verdict names the record's Kafka coordinates."""
     raw, topic, partition, offset, _headers = item
     source = SourceRecord(topic=topic, partition=partition, offset=offset)
-    return evaluate_claim_bytes(engine, raw, validated_at=validated_at, max_bytes=max_bytes, source=source)
+    return evaluate_claim_bytes(
+        engine, raw, validated_at=validated_at, max_bytes=max_bytes, source=source, history=history
+    )
 
 
 def record_item(record: Record) -> RecordItem:
@@ -122,10 +156,19 @@ class Evaluator:
     the rest of the batch is evaluated here (nothing of it is committed yet) and, from then on, every batch.
     """
 
-    def __init__(self, engine: RuleEngine, *, max_record_bytes: int, children: ProcessEvaluator | None = None) -> None:
+    def __init__(
+        self,
+        engine: RuleEngine,
+        *,
+        max_record_bytes: int,
+        children: ProcessEvaluator | None = None,
+        history: MemberKeyer | None = None,
+    ) -> None:
+        """`history`: claim history is on; claims with drug lines are `Deferred` (the children need the same)."""
         self._engine = engine
         self._max_bytes = max_record_bytes
         self._children = children
+        self._history = history
         self._log = structlog.get_logger()
 
     @property
@@ -134,26 +177,40 @@ class Evaluator:
         return self._children
 
     def evaluate(self, records: Sequence[Record]) -> Iterator[Evaluation]:
-        """One evaluation per record, in the order of `records`; lazily, so the caller can send meanwhile."""
+        """One evaluation per record, in the order of `records`, lazily, so the caller can send meanwhile.
+
+        With children, the records are handed over before this returns: they work while the caller does other
+        things (the claim-history stage) before it reads the first result.
+        """
         validated_at = dt.datetime.now(dt.UTC)
-        engine, max_bytes, children = self._engine, self._max_bytes, self._children
+        children = self._children
         if children is None or len(records) < children.min_batch_records:
-            for record in records:
-                yield evaluate_item(engine, record_item(record), validated_at, max_bytes)
-            return
+            return self._here(records, validated_at)
         items = [record_item(record) for record in records]
+        children.submit(items, validated_at=validated_at, max_bytes=self._max_bytes)
+        return self._from_children(children, items, validated_at)
+
+    def _here(self, records: Sequence[Record], validated_at: dt.datetime) -> Iterator[Evaluation]:
+        engine, max_bytes, history = self._engine, self._max_bytes, self._history
+        for record in records:
+            yield evaluate_item(engine, record_item(record), validated_at, max_bytes, history)
+
+    def _from_children(
+        self, children: ProcessEvaluator, items: list[RecordItem], validated_at: dt.datetime
+    ) -> Iterator[Evaluation]:
         done = 0
         try:
-            for chunk in children.evaluate(items, validated_at=validated_at, max_bytes=max_bytes):
+            for chunk in children.results():
                 for evaluation in chunk:
                     done += 1
                     yield evaluation
         except EvaluatorError as error:
+            # Nothing of this batch is committed yet: evaluate the rest here, and from now on always here.
             self._log.error("evaluator.failed", error=str(error), evaluated_records=done)
             self._children = None
             children.close(timeout_s=1.0)
             for item in items[done:]:
-                yield evaluate_item(engine, item, validated_at, max_bytes)
+                yield evaluate_item(self._engine, item, validated_at, self._max_bytes, self._history)
 
     def __repr__(self) -> str:
         return f"<Evaluator children={self._children!r}>"
@@ -177,7 +234,9 @@ class ProcessEvaluator:
         chunk_records: int = CHUNK_RECORDS,
         chunk_timeout_s: float = CHUNK_TIMEOUT_S,
         min_batch_records: int = MIN_BATCH_RECORDS,
+        history: MemberKeyer | None = None,
     ) -> None:
+        """`history`: claim history is on (the children key members with it; forked, so it is never pickled)."""
         if processes < 1:
             raise ValueError("processes must be at least 1")
         context = multiprocessing.get_context("fork")
@@ -197,7 +256,7 @@ class ProcessEvaluator:
             receiver, sender = context.Pipe(duplex=False)
             child = context.Process(
                 target=_child_main,
-                args=(engine, requests, sender, parent_pid),
+                args=(engine, history, requests, sender, parent_pid),
                 name=f"claims-evaluator-{number}",
                 daemon=True,
             )
@@ -217,10 +276,14 @@ class ProcessEvaluator:
     def evaluate(
         self, items: Sequence[RecordItem], *, validated_at: dt.datetime, max_bytes: int
     ) -> Iterator[list[Evaluation]]:
-        """Chunks of results, in the order of `items`. Raises `EvaluatorError` when a child fails.
+        """Chunks of results, in the order of `items` (`submit`, then `results`)."""
+        self.submit(items, validated_at=validated_at, max_bytes=max_bytes)
+        return self.results()
 
-        All chunks are queued at once (a feeder thread writes them), so the children work while the caller
-        handles the results it already has.
+    def submit(self, items: Sequence[RecordItem], *, validated_at: dt.datetime, max_bytes: int) -> None:
+        """Queue all chunks of `items` at once (a feeder thread writes them): the children start at once.
+
+        Results of a batch whose results were not all read (its production failed midway) are discarded first.
         """
         self._discard_outstanding()
         size = min(self._chunk_records, max(MIN_CHUNK_RECORDS, -(-len(items) // 4)))
@@ -230,6 +293,9 @@ class ProcessEvaluator:
             self._children[child][1].put((validated_at, max_bytes, items[start : start + size]))
             self._outstanding.append(child)
             self.chunks += 1
+
+    def results(self) -> Iterator[list[Evaluation]]:
+        """The chunks of the last `submit`, in order. Raises `EvaluatorError` when a child fails."""
         while self._outstanding:
             results = self._receive(self._outstanding[0])
             self._outstanding.pop(0)  # before handing it out: a caller may abandon the batch at any yield
@@ -275,7 +341,7 @@ class ProcessEvaluator:
 
 
 def _child_main(
-    engine: RuleEngine, requests: Any, results: Connection, parent_pid: int
+    engine: RuleEngine, history: MemberKeyer | None, requests: Any, results: Connection, parent_pid: int
 ) -> None:  # pragma: no cover - runs in the child process (covered through ProcessEvaluator's tests)
     # The parent decides when to stop (it finishes its batch first); a signal to the whole process group
     # (Ctrl-C in a terminal) must not kill the child under it. A dead parent ends the child within a second.
@@ -291,9 +357,11 @@ def _child_main(
         if request is None:
             return
         validated_at, max_bytes, items = request
-        results.send([evaluate_item(engine, item, validated_at, max_bytes) for item in items])
+        results.send([evaluate_item(engine, item, validated_at, max_bytes, history) for item in items])
 
 
-def start_evaluator(engine: RuleEngine, processes: int) -> ProcessEvaluator | None:
+def start_evaluator(
+    engine: RuleEngine, processes: int, *, history: MemberKeyer | None = None
+) -> ProcessEvaluator | None:
     """`ProcessEvaluator` with `processes` children, or None for 0 (the rules run in the loop's thread)."""
-    return ProcessEvaluator(engine, processes) if processes > 0 else None
+    return ProcessEvaluator(engine, processes, history=history) if processes > 0 else None

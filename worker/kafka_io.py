@@ -17,7 +17,7 @@ import contextlib
 import logging
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -185,6 +185,9 @@ class ConsumerPort(Protocol):
     def highwater(self, partition: TopicPartition) -> int | None: ...
     def position(self, partition: TopicPartition, timeout_s: float) -> int | None: ...
     def end_offsets(self, partitions: Sequence[TopicPartition], timeout_s: float) -> dict[TopicPartition, int]: ...
+    def pause(self, partitions: Collection[TopicPartition]) -> None: ...
+    def resume(self, partitions: Collection[TopicPartition]) -> None: ...
+    def committed(self, partitions: Sequence[TopicPartition], timeout_s: float) -> dict[TopicPartition, int | None]: ...
     def close(self, timeout_s: float) -> None: ...
 
 
@@ -193,7 +196,26 @@ class ProducerPort(Protocol):
 
     @property
     def transactional(self) -> bool: ...
-    def send(self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None) -> None: ...
+    def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> None: ...
+    def send_tracked(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> Callable[[], int]: ...
     def flush(self, timeout_s: float) -> None: ...
     def begin_transaction(self) -> None: ...
     def commit_transaction(
@@ -358,8 +380,14 @@ class KafkaConsumerAdapter:
             found: set[str] = self._consumer.topics()
         return found
 
-    def subscribe(self, topic: str, listener: object) -> None:
-        self._consumer.subscribe([topic], listener=listener)
+    def partitions_for(self, topic: str) -> set[int]:
+        """The partition numbers of `topic` (empty when it does not exist)."""
+        with kafka_errors_classified():
+            found = self._consumer.partitions_for_topic(topic)
+        return set(found or ())
+
+    def subscribe(self, topics: Sequence[str], listener: object) -> None:
+        self._consumer.subscribe(list(topics), listener=listener)
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Record]]:
         with kafka_errors_classified():
@@ -419,6 +447,22 @@ class KafkaConsumerAdapter:
             )
         return {TopicPartition(tp.topic, tp.partition): int(offset) for tp, offset in found.items()}
 
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        self._consumer.pause(*(KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions))
+
+    def resume(self, partitions: Collection[TopicPartition]) -> None:
+        self._consumer.resume(*(KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions))
+
+    def committed(self, partitions: Sequence[TopicPartition], timeout_s: float) -> dict[TopicPartition, int | None]:
+        found: dict[TopicPartition, int | None] = {}
+        with kafka_errors_classified():
+            for tp in partitions:
+                offset = self._consumer.committed(
+                    KafkaTopicPartition(tp.topic, tp.partition), timeout_ms=int(timeout_s * 1000)
+                )
+                found[tp] = None if offset is None else int(offset)
+        return found
+
     def close(self, timeout_s: float) -> None:
         with kafka_errors_classified():
             self._consumer.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
@@ -457,14 +501,45 @@ class KafkaProducerAdapter:
     def transactional(self) -> bool:
         return self._transactional
 
-    def send(self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None) -> None:
+    def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> None:
         # Inline try (not the context manager): this runs once per claim.
         try:
-            future = self._producer.send(topic, value=value, key=key, headers=headers)
+            future = self._producer.send(
+                topic, value=value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms
+            )
         except Exception as error:  # noqa: BLE001 - classified right here
             raise classify(error) from None
         self._pending.append(future)
         self._sent += 1
+
+    def send_tracked(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> Callable[[], int]:
+        """`send`, returning what gives the record's offset once it is acknowledged (after `flush` or the commit)."""
+        self.send(topic, key=key, value=value, headers=headers, partition=partition, timestamp_ms=timestamp_ms)
+        future = self._pending[-1]
+
+        def offset() -> int:
+            found: int = future.value.offset
+            return found
+
+        return offset
 
     def flush(self, timeout_s: float) -> None:
         pending, self._pending = self._pending, []
@@ -508,10 +583,81 @@ class KafkaProducerAdapter:
         )
 
 
+class KafkaChangelogReader:
+    """`ChangelogReader` (worker.history.partitions) on kafka-python consumers without a group.
+
+    Reads as the worker does (read_committed in exactly_once: aborted changelog writes are never applied); the
+    high watermarks come from a second, read_uncommitted consumer (created on first use in exactly_once), because a
+    read_committed consumer reports the last stable offset, which stops at an open transaction.
+    """
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        """Raises `BrokerUnavailableError` or `KafkaConfigError`."""
+        self._topic = settings.changelog_topic
+        self._settings = settings
+        options = {
+            **connection_options(settings),
+            "client_id": f"claims-worker.{settings.worker_id}.restore",
+            "group_id": None,
+            "enable_auto_commit": False,
+            "isolation_level": "read_committed"
+            if settings.delivery is DeliveryMode.EXACTLY_ONCE
+            else "read_uncommitted",
+            "max_partition_fetch_bytes": settings.max_partition_fetch_bytes,
+            "fetch_max_bytes": settings.fetch_max_bytes,
+        }
+        self._consumer: Any = _construct(lambda: KafkaConsumer(**options))
+        self._probe: Any = None if settings.delivery is DeliveryMode.EXACTLY_ONCE else self._consumer
+
+    def _tp(self, partition: int) -> Any:
+        return KafkaTopicPartition(self._topic, partition)
+
+    def high_watermarks(self, partitions: Sequence[int], timeout_s: float) -> dict[int, int]:
+        if self._probe is None:
+            options = {
+                **connection_options(self._settings),
+                "client_id": f"claims-worker.{self._settings.worker_id}.restore-probe",
+                "group_id": None,
+                "enable_auto_commit": False,
+                "isolation_level": "read_uncommitted",
+            }
+            self._probe = _construct(lambda: KafkaConsumer(**options))
+        with kafka_errors_classified():
+            ends = self._probe.end_offsets([self._tp(p) for p in partitions], timeout_ms=int(timeout_s * 1000))
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def assign(self, starts: Mapping[int, int]) -> None:
+        with kafka_errors_classified():
+            self._consumer.assign([self._tp(p) for p in starts])
+            for partition, offset in starts.items():
+                self._consumer.seek(self._tp(partition), offset)
+
+    def poll(self, timeout_ms: int, max_records: int) -> Sequence[Record]:
+        if not self._consumer.assignment():
+            return []
+        with kafka_errors_classified():
+            batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        return [record for records in batch.values() for record in records]
+
+    def position(self, partition: int, timeout_s: float) -> int:
+        with kafka_errors_classified():
+            offset: int = self._consumer.position(self._tp(partition), timeout_ms=int(timeout_s * 1000))
+        return offset
+
+    def close(self, timeout_s: float) -> None:
+        with kafka_errors_classified():
+            self._consumer.close(timeout_ms=int(timeout_s * 1000))
+            if self._probe is not None and self._probe is not self._consumer:
+                self._probe.close(timeout_ms=int(timeout_s * 1000))
+
+    def __repr__(self) -> str:
+        return f"<KafkaChangelogReader topic={self._topic} assigned={len(self._consumer.assignment())}>"
+
+
 def missing_topics(existing: Iterable[str], settings: WorkerSettings) -> list[str]:
-    """The worker's topics (input and outputs) that the broker does not have."""
+    """The worker's topics (input, outputs, and claim history's when on) that the broker does not have."""
     present = set(existing)
-    wanted = (settings.input_topic, *settings.output_topics)
+    wanted = (settings.input_topic, *settings.output_topics, *settings.history_topics)
     return [topic for topic in dict.fromkeys(wanted) if topic not in present]
 
 

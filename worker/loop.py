@@ -1,9 +1,10 @@
 """The consume-validate-produce loop: poll, evaluate, route, deliver, observe.
 
-One unit of work is a polled batch. Every record becomes exactly one evaluation (`worker.evaluator`), every
-evaluation exactly one output record (`worker.routing`), and the sink (`worker.sink`) makes the outputs durable
-and then commits the batch's offsets (`offset + 1`), once per batch: at_least_once by `flush()` and a commit,
-exactly_once in one Kafka transaction. Only then is the batch observed (metrics and its log line).
+One unit of work is a polled batch. Every record becomes exactly one evaluation and every evaluation exactly one
+output record (`worker.stages`: the rules, and claim history's cross-claim checks when on), and the sink
+(`worker.sink`) makes the outputs durable and then commits the batch's offsets (`offset + 1`), once per batch:
+at_least_once by `flush()` and a commit, exactly_once in one Kafka transaction. Only then is the batch observed
+(metrics and its log line).
 
 A failed delivery never commits past the failed record: the loop decides what to do (`worker.recovery`), has
 the sink abort the transaction (and replace a broken producer), seeks the batch's partitions back to its first
@@ -15,23 +16,22 @@ orchestrator restarts the process.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 
-from worker.batch import Batch, BatchResult, Processed
-from worker.evaluator import Evaluator
+from worker.batch import Batch, BatchResult
 from worker.exit_codes import ExitCode
-from worker.kafka_io import ConsumerPort, KafkaIOError, Record, TopicPartition
+from worker.kafka_io import ConsumerPort, KafkaIOError, TopicPartition
 from worker.observer import ObserverChain
 from worker.probes import HealthState
 from worker.recovery import Backoff, Decision, Rewind, Stage, Stop, decide
 from worker.retry import BackoffDelays, BrokerOutageError, OutageClock
-from worker.routing import OutputRecord, Routes, route
 from worker.settings import WorkerSettings
 from worker.shutdown import ShutdownSignal
 from worker.sink import DeliveryFailed, Sink
+from worker.stages import Stages
 
 _CLOSE_TIMEOUT_S = 10.0
 
@@ -82,8 +82,7 @@ class ValidationLoop:
         *,
         consumer: ConsumerPort,
         sink: Sink,
-        evaluator: Evaluator,
-        routes: Routes,
+        stages: Stages,
         options: LoopOptions,
         shutdown: ShutdownSignal,
         observer: ObserverChain | None = None,
@@ -94,8 +93,7 @@ class ValidationLoop:
     ) -> None:
         self._consumer = consumer
         self._sink = sink
-        self._evaluator = evaluator
-        self._routes = routes
+        self._stages = stages
         self._options = options
         self._shutdown = shutdown
         self._observer = ObserverChain() if observer is None else observer
@@ -109,7 +107,8 @@ class ValidationLoop:
         self._log = structlog.get_logger()
         self._last_probe = float("-inf")
         self.batches = 0
-        self.records = 0
+        self.records = 0  # records processed, of both stages when claim history is on
+        self.outcomes = 0  # claims brought to their outcome: verdicts and dead letters
         self.retries = 0
 
     def run(self) -> ExitCode:
@@ -131,6 +130,7 @@ class ValidationLoop:
         """One poll and, if records came, one batch. Raises `LoopStopped` to end the loop."""
         self._health.tick()
         try:
+            self._stages.maintain()  # claim history: partitions assigned or revoked, restores
             polled = self._consumer.poll(self._options.poll_timeout_ms, self._options.batch_max_records)
         except KafkaIOError as error:
             self._failed(error, Stage.POLL, started=self._clock())
@@ -140,33 +140,27 @@ class ValidationLoop:
             return
         batch = Batch.of(polled, started=self._clock())
         self._observer.polled(self._wall_clock())
-        processed: list[Processed] = []
-        outputs = self._routed(batch.records, processed)  # evaluate -> route, lazily, while the sink sends
+        work = self._stages.begin(batch.records)  # evaluate -> route, lazily, while the sink sends
         try:
-            delivery = self._sink.deliver(outputs, batch.next_offsets, self._wait_budget_s)
+            delivery = self._sink.deliver(work.outputs, batch.next_offsets, self._wait_budget_s, work.changelog)
         except DeliveryFailed as failure:
+            work.rewound()
             self._retry(batch, failure)
             return
+        work.delivered(delivery)
         self._observe(
             BatchResult.of(
-                processed,
+                work.processed,
                 partitions=batch.partitions,
                 duration_s=self._clock() - batch.started,
                 delivered_at_s=self._wall_clock(),
                 delivery=delivery,
+                history_lookups=work.lookups,
             ),
             batch.next_offsets,
         )
         if delivery.commit_error is not None:
             self._failed(delivery.commit_error, Stage.COMMIT)
-
-    def _routed(self, records: Sequence[Record], processed: list[Processed]) -> Iterator[OutputRecord]:
-        # The hot path, evaluated lazily while the sink sends: no logging, no metric calls.
-        routes = self._routes
-        for record, evaluation in zip(records, self._evaluator.evaluate(records), strict=True):
-            output = route(record, evaluation, routes)
-            processed.append(Processed(record, evaluation, output))
-            yield output
 
     def _observe(self, result: BatchResult, next_offsets: Mapping[TopicPartition, int]) -> None:
         delivery = result.delivery
@@ -174,6 +168,7 @@ class ValidationLoop:
             self._broker_answered()
         self.batches += 1
         self.records += result.records
+        self.outcomes += result.outcomes_reached
         if delivery.transaction is not None:
             self._observer.transaction_finished(delivery.transaction)
         self._observer.commit_finished(delivery.commit_error, result.partitions)

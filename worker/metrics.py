@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from schemas.parsing import DeadLetterReason
 from schemas.verdict import Outcome, RuleSetRef, Severity
 from worker.batch import BatchResult
+from worker.evaluator import Deferred
 from worker.kafka_io import KafkaIOError, TopicPartition
 from worker.observer import Observer
 from worker.recovery import Stage
@@ -24,6 +25,8 @@ VALIDATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.0
 # End to end (record timestamp to committed verdict): milliseconds when keeping up, minutes when catching up.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 BATCH_RECORD_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000)
+# A restore takes milliseconds (a store that is up to date) to minutes (rebuilding a large one).
+RESTORE_DURATION_BUCKETS_S = (0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 BATCH_DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REBALANCE_EVENTS = ("assigned", "revoked", "lost")
@@ -39,6 +42,7 @@ class WorkerMetrics(Observer):
         self.registry = registry
         self._define_work_metrics(registry)
         self._define_kafka_metrics(registry)
+        self._define_history_metrics(registry)
         self.ready_gauge = Gauge("claims_ready", "1 when the worker reports ready.", registry=registry)
         self.build_info = Info("claims_build", "Worker version and rule set.", registry=registry)
         self.build_info.info({"version": version, "ruleset_id": ruleset.id, "ruleset_version": ruleset.version})
@@ -53,11 +57,21 @@ class WorkerMetrics(Observer):
         self._retries = {stage: self.batch_retries.labels(stage=stage.value) for stage in Stage}
         self._findings: dict[tuple[str, str], Counter] = {}
         self._lag: dict[TopicPartition, Gauge] = {}
+        self._restoring: set[int] = set()
         self._lock = threading.Lock()
 
     def _define_work_metrics(self, registry: CollectorRegistry) -> None:
         """What was validated: records, verdicts, findings, dead letters, and how long it took."""
-        self.consumed = Counter("claims_consumed", "Claim records consumed and processed.", registry=registry)
+        self.consumed = Counter(
+            "claims_consumed",
+            "Claim records consumed and brought to their outcome (a verdict or a dead letter).",
+            registry=registry,
+        )
+        self.deferred = Counter(
+            "claims_history_deferred",
+            "Claims with drug lines sent on to the claim-history stage (their verdicts come from there).",
+            registry=registry,
+        )
         self.verdicts = Counter("claims_verdicts", "Verdicts published, by outcome.", ["outcome"], registry=registry)
         self.findings = Counter(
             "claims_findings",
@@ -70,7 +84,7 @@ class WorkerMetrics(Observer):
         )
         self.validation_duration = Histogram(
             "claims_validation_duration_seconds",
-            "Time to parse and validate one claim.",
+            "Time to evaluate one record: parse and rules, or the claim-history stage's judgement.",
             buckets=VALIDATION_BUCKETS_S,
             registry=registry,
         )
@@ -90,6 +104,41 @@ class WorkerMetrics(Observer):
             registry=registry,
         )
 
+    def _define_history_metrics(self, registry: CollectorRegistry) -> None:
+        """Claim history: its stores' restores, sizes and lookups (labels: repartition partition numbers only)."""
+        self.restored_records = Counter(
+            "claims_history_restored_records",
+            "Changelog records read into claim-history stores by restores.",
+            ["partition"],
+            registry=registry,
+        )
+        self.history_restore_duration = Histogram(
+            "claims_history_restore_duration_seconds",
+            "Duration of a claim-history store restore (from assignment to the partition's resumption).",
+            buckets=RESTORE_DURATION_BUCKETS_S,
+            registry=registry,
+        )
+        self.history_restoring = Gauge(
+            "claims_history_restoring_partitions",
+            "Repartition partitions whose store is being restored (their claims wait).",
+            registry=registry,
+        )
+        self.history_restore_remaining = Gauge(
+            "claims_history_restore_remaining_records",
+            "Changelog records a restore still has to read, at most (aborted and skipped records count).",
+            ["partition"],
+            registry=registry,
+        )
+        self.history_entries = Gauge(
+            "claims_history_store_entries",
+            "Entries (drug lines) in a claim-history store, as RocksDB estimates them.",
+            ["partition"],
+            registry=registry,
+        )
+        self.history_lookups = Counter(
+            "claims_history_lookups", "Member histories read by the cross-claim checks.", registry=registry
+        )
+
     def _define_kafka_metrics(self, registry: CollectorRegistry) -> None:
         """The consumer group and the delivery: lag, partitions, rebalances, commits, transactions, retries."""
         self.consumer_lag = Gauge(
@@ -99,7 +148,10 @@ class WorkerMetrics(Observer):
             registry=registry,
         )
         self.assigned_partitions = Gauge(
-            "claims_assigned_partitions", "Input partitions assigned to this worker.", registry=registry
+            "claims_assigned_partitions",
+            "Partitions assigned to this worker, by topic (the input topic, and claim history's repartition topic).",
+            ["topic"],
+            registry=registry,
         )
         self.rebalances = Counter(
             "claims_rebalances", "Rebalance events seen by this worker.", ["event"], registry=registry
@@ -127,7 +179,9 @@ class WorkerMetrics(Observer):
     # --- Observer -------------------------------------------------------------------------------------------------
 
     def batch_delivered(self, result: BatchResult) -> None:
-        self.consumed.inc(result.records)
+        self.consumed.inc(result.outcomes_reached)
+        if result.deferred:
+            self.deferred.inc(result.deferred)
         for outcome, count in result.outcomes.items():
             self._verdicts[outcome].inc(count)
         for reason, count in result.dead_letters.items():
@@ -140,10 +194,12 @@ class WorkerMetrics(Observer):
         for record, evaluation, _ in result.processed:
             observe_validation(evaluation.duration_s)
             timestamp_ms = record.timestamp
-            if timestamp_ms >= 0:
+            if timestamp_ms >= 0 and not isinstance(evaluation, Deferred):
                 observe_latency(max(0.0, (delivered_at_ms - timestamp_ms) / 1000.0))
         self.batch_records.observe(result.records)
         self.batch_duration.observe(result.duration_s)
+        if result.history_lookups:
+            self.history_lookups.inc(result.history_lookups)
 
     def batch_retried(self, stage: Stage, error: KafkaIOError, partitions: tuple[int, ...]) -> None:
         self._retries[stage].inc()
@@ -166,13 +222,15 @@ class WorkerMetrics(Observer):
                 )
         child.set(records)
 
-    def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
+    def partitions_assigned(self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition]) -> None:
         self._rebalances["assigned"].inc()
-        self.assigned_partitions.set(total)
+        self._count_assigned({tp.topic for tp in partitions}, assigned)
 
-    def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
+    def partitions_revoked(
+        self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition], *, lost: bool
+    ) -> None:
         self._rebalances["lost" if lost else "revoked"].inc()
-        self.assigned_partitions.set(total)
+        self._count_assigned({tp.topic for tp in partitions}, assigned)
         with self._lock:
             for partition in partitions:
                 if self._lag.pop(partition, None) is not None:
@@ -181,7 +239,32 @@ class WorkerMetrics(Observer):
     def ready(self, is_ready: bool) -> None:
         self.ready_gauge.set(1 if is_ready else 0)
 
+    def history_restore_started(self, partition: int, records: int) -> None:
+        with self._lock:
+            self._restoring.add(partition)
+            self.history_restoring.set(len(self._restoring))
+        self.history_restore_remaining.labels(partition=str(partition)).set(records)
+
+    def history_restored(self, partition: int, records: int) -> None:
+        self.restored_records.labels(partition=str(partition)).inc(records)
+        self.history_restore_remaining.labels(partition=str(partition)).dec(records)
+
+    def history_restore_finished(self, partition: int, records: int, duration_s: float) -> None:
+        with self._lock:
+            self._restoring.discard(partition)
+            self.history_restoring.set(len(self._restoring))
+        self.history_restore_remaining.labels(partition=str(partition)).set(0)
+        self.history_restore_duration.observe(duration_s)
+        self.restored_records.labels(partition=str(partition))  # the partition's series exists from now on
+
+    def history_store_entries(self, partition: int, entries: int) -> None:
+        self.history_entries.labels(partition=str(partition)).set(entries)
+
     # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _count_assigned(self, topics: set[str], assigned: Collection[TopicPartition]) -> None:
+        for topic in topics:
+            self.assigned_partitions.labels(topic=topic).set(sum(1 for tp in assigned if tp.topic == topic))
 
     def _finding_child(self, key: tuple[str, str]) -> Counter:
         child = self._findings.get(key)

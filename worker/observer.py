@@ -46,14 +46,28 @@ class Observer:
     def lag(self, partition: TopicPartition, records: int) -> None:
         """`records` behind the end of an input partition."""
 
-    def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
-        """`partitions` were assigned; `total` are assigned now."""
+    def partitions_assigned(self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition]) -> None:
+        """`partitions` were assigned; `assigned` are assigned now (of every topic the worker reads)."""
 
-    def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
-        """`partitions` were revoked (or lost, without a chance to commit); `total` are assigned now."""
+    def partitions_revoked(
+        self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition], *, lost: bool
+    ) -> None:
+        """`partitions` were revoked (or lost, without a chance to commit); `assigned` are assigned now."""
 
     def ready(self, is_ready: bool) -> None:
         """Readiness changed."""
+
+    def history_restore_started(self, partition: int, records: int) -> None:
+        """A repartition partition's store began its restore, `records` changelog records behind."""
+
+    def history_restored(self, partition: int, records: int) -> None:
+        """`records` changelog records were read into the partition's store."""
+
+    def history_restore_finished(self, partition: int, records: int, duration_s: float) -> None:
+        """The partition's restore ended (done, or stopped by a revocation) after `records` records."""
+
+    def history_store_entries(self, partition: int, entries: int) -> None:
+        """The partition's store holds about `entries` entries (reported between batches, now and then)."""
 
 
 class ObserverChain(Observer):
@@ -91,14 +105,31 @@ class ObserverChain(Observer):
     def lag(self, partition: TopicPartition, records: int) -> None:
         self._each("lag", lambda observer: observer.lag(partition, records))
 
-    def partitions_assigned(self, partitions: Collection[TopicPartition], total: int) -> None:
-        self._each("partitions_assigned", lambda observer: observer.partitions_assigned(partitions, total))
+    def partitions_assigned(self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition]) -> None:
+        self._each("partitions_assigned", lambda observer: observer.partitions_assigned(partitions, assigned))
 
-    def partitions_revoked(self, partitions: Collection[TopicPartition], total: int, *, lost: bool) -> None:
-        self._each("partitions_revoked", lambda observer: observer.partitions_revoked(partitions, total, lost=lost))
+    def partitions_revoked(
+        self, partitions: Collection[TopicPartition], assigned: Collection[TopicPartition], *, lost: bool
+    ) -> None:
+        self._each("partitions_revoked", lambda observer: observer.partitions_revoked(partitions, assigned, lost=lost))
 
     def ready(self, is_ready: bool) -> None:
         self._each("ready", lambda observer: observer.ready(is_ready))
+
+    def history_restore_started(self, partition: int, records: int) -> None:
+        self._each("history_restore_started", lambda observer: observer.history_restore_started(partition, records))
+
+    def history_restored(self, partition: int, records: int) -> None:
+        self._each("history_restored", lambda observer: observer.history_restored(partition, records))
+
+    def history_restore_finished(self, partition: int, records: int, duration_s: float) -> None:
+        self._each(
+            "history_restore_finished",
+            lambda observer: observer.history_restore_finished(partition, records, duration_s),
+        )
+
+    def history_store_entries(self, partition: int, entries: int) -> None:
+        self._each("history_store_entries", lambda observer: observer.history_store_entries(partition, entries))
 
     def __repr__(self) -> str:
         names = ",".join(type(observer).__name__ for observer in self._observers)

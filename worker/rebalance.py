@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 
+from worker.history.partitions import HistoryPartitions
 from worker.kafka_io import TopicPartition
 from worker.observer import Observer
 from worker.sink import Sink
@@ -26,9 +27,11 @@ from worker.sink import Sink
 class RebalanceHandler:
     """The worker's side of a rebalance, independent of the Kafka client (the fakes in tests call it directly)."""
 
-    def __init__(self, *, sink: Sink, observer: Observer) -> None:
+    def __init__(self, *, sink: Sink, observer: Observer, history: HistoryPartitions | None = None) -> None:
+        """`history`: claim history's partitions (its repartition partitions are paused and restored first)."""
         self._sink = sink
         self._observer = observer
+        self._history = history
         self._assigned: set[TopicPartition] = set()
         self._lock = threading.Lock()
         self._log = structlog.get_logger()
@@ -42,9 +45,12 @@ class RebalanceHandler:
     def on_assigned(self, partitions: Collection[TopicPartition]) -> None:
         with self._lock:
             self._assigned.update(partitions)
-            total = len(self._assigned)
+            assigned = frozenset(self._assigned)
+            total = len(assigned)
             self.rebalances += 1
-        self._observer.partitions_assigned(sorted(partitions), total)
+        if self._history is not None:
+            self._history.assigned(partitions)
+        self._observer.partitions_assigned(sorted(partitions), assigned)
         self._log.info("kafka.partitions_assigned", partitions=_numbers(partitions), assigned_total=total)
 
     async def on_revoked(self, partitions: Collection[TopicPartition]) -> None:
@@ -64,11 +70,14 @@ class RebalanceHandler:
         self._forget(partitions, lost=True)
 
     def _forget(self, partitions: Collection[TopicPartition], *, lost: bool) -> None:
+        if self._history is not None:
+            self._history.revoked(partitions)
         with self._lock:
             self._assigned.difference_update(partitions)
-            total = len(self._assigned)
+            assigned = frozenset(self._assigned)
+            total = len(assigned)
             self.rebalances += 1
-        self._observer.partitions_revoked(sorted(partitions), total, lost=lost)
+        self._observer.partitions_revoked(sorted(partitions), assigned, lost=lost)
         event = "kafka.partitions_lost" if lost else "kafka.partitions_revoked"
         (self._log.warning if lost else self._log.info)(event, partitions=_numbers(partitions), assigned_total=total)
 
@@ -76,8 +85,9 @@ class RebalanceHandler:
         return f"<RebalanceHandler assigned={len(self.assigned)} rebalances={self.rebalances} sink={self._sink!r}>"
 
 
-def _numbers(partitions: Iterable[TopicPartition]) -> list[int]:
-    return sorted(tp.partition for tp in partitions)
+def _numbers(partitions: Iterable[TopicPartition]) -> list[str]:
+    # "topic-partition": with claim history on, the worker owns partitions of two topics.
+    return [f"{tp.topic}-{tp.partition}" for tp in sorted(partitions)]
 
 
 def _ours(partitions: Iterable[Any]) -> set[TopicPartition]:

@@ -2,7 +2,9 @@
 
 - a verdict with outcome `fail` -> the fail topic, keyed by its claim id;
 - any other verdict (`pass`, `not_applicable`) -> the pass topic, keyed by its claim id;
-- a dead letter -> the dead-letter topic: the original key, value and headers, plus the `dlq.*` headers below.
+- a dead letter -> the dead-letter topic: the original key, value and headers, plus the `dlq.*` headers below;
+- a deferred claim (claim history on) -> the repartition topic, keyed by its member key, with the input record's
+  timestamp (so latency and event time stay the input's).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, assert_never
 
 from schemas.verdict import Outcome
-from worker.evaluator import DeadLettered, Evaluation, Verdict
+from worker.evaluator import DeadLettered, Deferred, Evaluation, Verdict
 from worker.kafka_io import Headers, Record
 from worker.settings import WorkerSettings
 
@@ -30,12 +32,14 @@ DLQ_ERROR_MAX_CHARS = 200
 
 
 class OutputRecord(NamedTuple):
-    """One record to produce."""
+    """One record to produce; `partition` None = by the key's hash, `timestamp_ms` None = the producer's clock."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: Headers | None
+    partition: int | None = None
+    timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class Routes:
     dlq_topic: str
     worker_id: str
     max_record_bytes: int
+    history_topic: str | None = None  # the repartition topic, when claim history is on
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> Routes:
@@ -56,6 +61,7 @@ class Routes:
             dlq_topic=settings.dlq_topic,
             worker_id=settings.worker_id,
             max_record_bytes=settings.max_record_bytes,
+            history_topic=settings.repartition_topic if settings.history_enabled else None,
         )
 
 
@@ -67,6 +73,11 @@ def route(record: Record, evaluation: Evaluation, routes: Routes) -> OutputRecor
             return OutputRecord(topic, claim_id.encode(), value, None)
         case DeadLettered():
             return dead_letter(record, evaluation, routes)
+        case Deferred(member_key=member_key, value=value):
+            if routes.history_topic is None:
+                raise TypeError("a claim was deferred to claim history, but history is off")
+            timestamp = record.timestamp if record.timestamp >= 0 else None
+            return OutputRecord(routes.history_topic, member_key.encode(), value, None, timestamp_ms=timestamp)
         case _:
             assert_never(evaluation)
 

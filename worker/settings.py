@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -26,6 +27,13 @@ class DeliveryMode(StrEnum):
 
     AT_LEAST_ONCE = "at_least_once"
     EXACTLY_ONCE = "exactly_once"
+
+
+class HistoryMode(StrEnum):
+    """Claim history (cross-claim checks on Kafka-backed state): `on` (the default) or `off` (one claim at a time)."""
+
+    ON = "on"
+    OFF = "off"
 
 
 class LogFormat(StrEnum):
@@ -57,11 +65,37 @@ def _default_worker_id() -> str:
     return host or "claims-worker"
 
 
+def _default_state_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "claims-worker-state"
+
+
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
-class WorkerSettings(BaseSettings):
+class HistorySettings(BaseSettings):
+    """Claim history's mode, member-key secret and retention: all `validate` reads of the environment (other
+    `CLAIMS_*` variables are ignored there); `WorkerSettings` extends it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True, case_sensitive=False,
+        hide_input_in_errors=True,
+    )  # fmt: skip
+
+    history: HistoryMode = HistoryMode.ON
+    # HMAC key of member ids: history keys, topics, logs and metrics never hold a member id. Required when history
+    # is on (checked at start-up, so that `publish` and `topics` do not need it).
+    history_key: SecretStr | None = Field(None, min_length=16)
+    # Days an entry is kept after its service date; default: the longest timely-filing window of the payer
+    # policies plus 90 days.
+    history_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+    @property
+    def history_enabled(self) -> bool:
+        return self.history is HistoryMode.ON
+
+
+class WorkerSettings(HistorySettings):
     """Everything `claims-worker run` (and `publish`, `topics`) needs; see the README's configuration table.
 
     Raises `pydantic.ValidationError` when a value is invalid; use `load_settings()` to get a `ConfigError`
@@ -116,6 +150,13 @@ class WorkerSettings(BaseSettings):
     # Child processes that run the rules beside the Kafka IO (worker/evaluator.py); 0 runs them in the loop's
     # thread. One child lets the rules use a second core: on a single-core pod set 0.
     evaluator_processes: Annotated[int, Field(ge=0, le=16)] = 1
+
+    # --- Claim history (worker/history/; the mode, key and retention are declared in HistorySettings) -----------
+    repartition_topic: str = Field("claims.by-member", min_length=1)
+    changelog_topic: str = Field("claims.history.changelog", min_length=1)
+    # Local stores, one per owned partition, under <state_dir>/<group_id>/<worker_id>/; rebuilt from the changelog
+    # when missing, so an ephemeral directory only makes restarts slower.
+    state_dir: Path = Field(default_factory=_default_state_dir)
 
     # --- Consumer tuning --------------------------------------------------------------------------------------
     max_poll_interval_ms: PositiveInt = 300_000
@@ -183,6 +224,15 @@ class WorkerSettings(BaseSettings):
             )
         if self.retry_backoff_initial_s > self.retry_backoff_max_s:
             raise ValueError(f"{env_name('retry_backoff_initial_s')} must not exceed {env_name('retry_backoff_max_s')}")
+        if self.history is HistoryMode.ON:
+            named = {"repartition_topic": self.repartition_topic, "changelog_topic": self.changelog_topic}
+            taken = {"input_topic": self.input_topic, **outputs}
+            for name, topic in named.items():
+                clash = next((other for other, used in taken.items() if used == topic), None)
+                if clash is not None:
+                    raise ValueError(f"{env_name(name)} must differ from {env_name(clash)} ({topic})")
+            if self.repartition_topic == self.changelog_topic:
+                raise ValueError(f"{env_name('changelog_topic')} must differ from {env_name('repartition_topic')}")
         if self.max_outage_s * 1000 >= self.max_poll_interval_ms:
             # Retrying a batch for longer than this would get the worker evicted from its group mid-retry.
             raise ValueError(f"{env_name('max_outage_s')} must be below {env_name('max_poll_interval_ms')}")
@@ -196,6 +246,16 @@ class WorkerSettings(BaseSettings):
     @property
     def output_topics(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((self.pass_topic, self.fail_topic, self.dlq_topic)))
+
+    @property
+    def history_topics(self) -> tuple[str, ...]:
+        """The repartition and changelog topics, when claim history is on."""
+        return (self.repartition_topic, self.changelog_topic) if self.history_enabled else ()
+
+    @property
+    def worker_state_dir(self) -> Path:
+        """This replica's local stores: `<state_dir>/<group_id>/<worker_id>`."""
+        return self.state_dir / self.group_id / self.worker_id
 
     def public_summary(self) -> dict[str, Any]:
         """The settings as loggable values: secrets masked, paths as strings."""
@@ -222,6 +282,14 @@ def unknown_env_settings(environ: dict[str, str] | None = None) -> list[str]:
     known = {env_name(name) for name in WorkerSettings.model_fields}
     source = os.environ if environ is None else environ
     return sorted(name for name in source if name.upper().startswith(ENV_PREFIX) and name.upper() not in known)
+
+
+def load_history_settings() -> HistorySettings:
+    """Claim history's settings from the environment. Raises `ConfigError` (naming the variable)."""
+    try:
+        return HistorySettings()
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
 
 
 def load_settings(**overrides: Any) -> WorkerSettings:

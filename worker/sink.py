@@ -1,11 +1,13 @@
 """Where a batch's outputs go, and the one place that commits input offsets: the `Sink` port.
 
-`deliver(outputs, offsets, budget)` makes a batch's outputs durable and then commits `offsets` (the next offset
-to read, per input partition), or raises `DeliveryFailed` with nothing of the batch committed:
+`deliver(outputs, offsets, budget, changelog)` makes a batch's outputs (and claim history's changelog records)
+durable and then commits `offsets` (the next offset to read, per input partition), or raises `DeliveryFailed` with
+nothing of the batch committed:
 
-- `AtLeastOnceSink`: sends every output, `flush()` (one wait for all acknowledgements), then a synchronous offset
-  commit. A failed commit does not undo the outputs: the offsets stay pending and go with the next commit, or
-  are committed by the rebalance listener before their partition is given up (`commit_before_revoke`).
+- `AtLeastOnceSink`: sends the changelog records and `flush()`es them, then every output and `flush()` (one wait
+  for all acknowledgements), then a synchronous offset commit. A failed commit does not undo the outputs: the
+  offsets stay pending and go with the next commit, or are committed by the rebalance listener before their
+  partition is given up (`commit_before_revoke`).
 - `ExactlyOnceSink`: outputs and offsets in one Kafka transaction
   (`send_offsets_to_transaction(offsets, consumer.group_metadata())`, then `commit_transaction()`); readers use
   read_committed, so an aborted batch is never seen. Nothing is ever pending.
@@ -24,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -53,6 +55,8 @@ class Delivery:
     committed: bool
     commit_error: KafkaIOError | None = None
     transaction: TransactionOutcome | None = None
+    # The next offset of each changelog partition written in the batch (claim history's store checkpoints).
+    changelog_offsets: Mapping[int, int] = field(default_factory=dict)
 
 
 class DeliveryFailed(Exception):  # noqa: N818 - carries the classified error and its stage, like an envelope
@@ -70,7 +74,11 @@ class Sink(Protocol):
     @property
     def transactional(self) -> bool: ...
     def deliver(
-        self, outputs: Iterable[OutputRecord], offsets: Mapping[TopicPartition, int], budget: WaitBudget
+        self,
+        outputs: Iterable[OutputRecord],
+        offsets: Mapping[TopicPartition, int],
+        budget: WaitBudget,
+        changelog: Sequence[OutputRecord] = (),
     ) -> Delivery: ...
     def recover(
         self, error: KafkaIOError, *, fresh_producer: bool, budget: WaitBudget
@@ -79,6 +87,37 @@ class Sink(Protocol):
     async def commit_before_revoke(self, partitions: Collection[TopicPartition]) -> list[int]: ...
     def forget(self, partitions: Collection[TopicPartition]) -> None: ...
     def close(self, timeout_s: float, *, commit: bool) -> None: ...
+
+
+def _send_all(producer: ProducerPort, outputs: Iterable[OutputRecord]) -> None:
+    # The hot path: one call per output.
+    send = producer.send
+    for output in outputs:
+        send(
+            output.topic,
+            key=output.key,
+            value=output.value,
+            headers=output.headers,
+            partition=output.partition,
+            timestamp_ms=output.timestamp_ms,
+        )
+
+
+def _send_changelog(producer: ProducerPort, changelog: Sequence[OutputRecord]) -> dict[int, Callable[[], int]]:
+    """Send the changelog records; per changelog partition, what gives its last offset once they are durable."""
+    last: dict[int, Callable[[], int]] = {}
+    for record in changelog:
+        if record.partition is None:
+            raise ValueError("a changelog record needs its partition (that of its repartition record)")
+        last[record.partition] = producer.send_tracked(
+            record.topic,
+            key=record.key,
+            value=record.value,
+            headers=record.headers,
+            partition=record.partition,
+            timestamp_ms=record.timestamp_ms,
+        )
+    return last
 
 
 class PendingOffsets:
@@ -187,20 +226,28 @@ class AtLeastOnceSink:
         self._pending = PendingOffsets() if pending is None else pending
 
     def deliver(
-        self, outputs: Iterable[OutputRecord], offsets: Mapping[TopicPartition, int], budget: WaitBudget
+        self,
+        outputs: Iterable[OutputRecord],
+        offsets: Mapping[TopicPartition, int],
+        budget: WaitBudget,
+        changelog: Sequence[OutputRecord] = (),
     ) -> Delivery:
         try:
             producer = self._producers.current()
-            send = producer.send
-            for topic, key, value, headers in outputs:
-                send(topic, key=key, value=value, headers=headers)
+            changelog_offsets: dict[int, int] = {}
+            if changelog:
+                # The changelog first: once the verdicts are out, history must hold what they were judged on.
+                sent = _send_changelog(producer, changelog)
+                producer.flush(budget(math.inf))
+                changelog_offsets = {partition: offset() + 1 for partition, offset in sent.items()}
+            _send_all(producer, outputs)
             producer.flush(budget(math.inf))
         except KafkaIOError as error:
             raise DeliveryFailed(Stage.PRODUCE, error) from None
         self._producers.succeeded()
         self._pending.add(offsets)
         commit_error = self.commit_pending(budget)
-        return Delivery(committed=commit_error is None, commit_error=commit_error)
+        return Delivery(committed=commit_error is None, commit_error=commit_error, changelog_offsets=changelog_offsets)
 
     def recover(self, error: KafkaIOError, *, fresh_producer: bool, budget: WaitBudget) -> TransactionOutcome | None:
         if fresh_producer:
@@ -266,19 +313,23 @@ class ExactlyOnceSink:
         self._abort_timeout_s = abort_timeout_s
 
     def deliver(
-        self, outputs: Iterable[OutputRecord], offsets: Mapping[TopicPartition, int], budget: WaitBudget
+        self,
+        outputs: Iterable[OutputRecord],
+        offsets: Mapping[TopicPartition, int],
+        budget: WaitBudget,
+        changelog: Sequence[OutputRecord] = (),
     ) -> Delivery:
         try:
             producer = self._producers.current()
             producer.begin_transaction()
-            send = producer.send
-            for topic, key, value, headers in outputs:
-                send(topic, key=key, value=value, headers=headers)
+            sent = _send_changelog(producer, changelog)
+            _send_all(producer, outputs)
             producer.commit_transaction(offsets, self._consumer.group_metadata(), budget(math.inf))
+            changelog_offsets = {partition: offset() + 1 for partition, offset in sent.items()}
         except KafkaIOError as error:
             raise DeliveryFailed(Stage.TRANSACTION, error) from None
         self._producers.succeeded()
-        return Delivery(committed=True, transaction=TransactionOutcome.COMMITTED)
+        return Delivery(committed=True, transaction=TransactionOutcome.COMMITTED, changelog_offsets=changelog_offsets)
 
     def recover(self, error: KafkaIOError, *, fresh_producer: bool, budget: WaitBudget) -> TransactionOutcome | None:
         outcome = None

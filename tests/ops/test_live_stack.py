@@ -47,6 +47,7 @@ from tests.ops.live import (
     running_worker,
     wait_for,
 )
+from worker.topic_set import TopicSet
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -68,17 +69,9 @@ class LiveStack:
 @pytest.fixture(scope="module")
 def ops_topics(kafka_admin: KafkaAdminClient) -> Iterator[dict[str, str]]:
     """Fresh input, pass, fail and dead-letter topics for this module, deleted afterwards."""
-    suffix = uuid.uuid4().hex[:8]
-    topics = {
-        "CLAIMS_INPUT_TOPIC": f"t.ops.input.{suffix}",
-        "CLAIMS_PASS_TOPIC": f"t.ops.pass.{suffix}",
-        "CLAIMS_FAIL_TOPIC": f"t.ops.fail.{suffix}",
-        "CLAIMS_DLQ_TOPIC": f"t.ops.dlq.{suffix}",
-    }
-    kafka_admin.create_topics(
-        {topic: {"num_partitions": PARTITIONS, "replication_factor": 1} for topic in topics.values()},
-        wait_for_metadata=True,
-    )
+    topic_set = TopicSet.prefixed(f"t.ops.{uuid.uuid4().hex[:8]}")
+    topics = topic_set.env()
+    kafka_admin.create_topics(topic_set.new_topics(partitions=PARTITIONS), wait_for_metadata=True)
     yield topics
     # Best effort: names are unique, so a leftover cannot disturb another test.
     with contextlib.suppress(Exception):
@@ -122,6 +115,8 @@ def live_stack(
         "CLAIMS_WORKER_ID": f"ops-test-{uuid.uuid4().hex[:8]}",
         "CLAIMS_METRICS_HOST": "127.0.0.1",
         "CLAIMS_METRICS_PORT": "0",
+        "CLAIMS_HISTORY_KEY": "ops-test-history-key-0123456789",
+        "CLAIMS_STATE_DIR": str(workdir / "state"),
     }
     with running_worker(env, workdir) as worker:
         instance = f"127.0.0.1:{worker.metrics_port}"
@@ -134,7 +129,8 @@ def live_stack(
                 "the worker to be scraped, ready and assigned every partition",
                 lambda: (
                     prometheus.value(f"sum(up{{{selector}}}) + sum(claims_ready{{{selector}}})") == 2
-                    and prometheus.value(f"sum(claims_assigned_partitions{{{selector}}})") == PARTITIONS
+                    and prometheus.value(f'sum(claims_assigned_partitions{{{selector}, topic="{stack.input_topic}"}})')
+                    == PARTITIONS
                 ),
                 90,
                 stack.diagnostics,

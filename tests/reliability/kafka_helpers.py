@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.worker.conftest import Topics, publish
 from worker.topic_reader import TopicRecord
+from worker.topic_set import CHANGELOG_CONFIGS
 
 # The local broker allows 10 MiB (KAFKA_MESSAGE_MAX_BYTES); the topics say so too, for a broker configured lower.
 TOPIC_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -22,6 +23,8 @@ def hostile_topics(new_topic: Callable[..., str], *, input_partitions: int = 2) 
         passed=new_topic("pass", partitions=1),
         failed=new_topic("fail", partitions=1),
         dlq=new_topic("dlq", partitions=1, config=big),
+        repartition=new_topic("by-member", partitions=2),
+        changelog=new_topic("changelog", partitions=2, config=dict(CHANGELOG_CONFIGS)),
     )
 
 

@@ -17,6 +17,7 @@ from kafka import KafkaAdminClient
 
 from tests.kafka.security import SecureBroker, make_untrusted_ca_pem, running_secure_broker
 from tests.worker.conftest import Topics, WorkerProcess
+from worker.topic_set import TopicSet
 
 # Distinctive, so that a search of logs and errors for them cannot match anything else.
 WORKER_PASSWORD = "Pw-4f1d9c7e-right-SCRAM"
@@ -40,12 +41,11 @@ def untrusted_ca_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def secure_topics(secure_broker: SecureBroker) -> Iterator[Topics]:
     admin = KafkaAdminClient(bootstrap_servers=secure_broker.bootstrap, client_id="tests-security-topics")
     base = f"t.security.{uuid.uuid4().hex[:8]}"
-    topics = Topics(input=f"{base}.in", passed=f"{base}.pass", failed=f"{base}.fail", dlq=f"{base}.dlq")
-    names = [topics.input, *topics.outputs]
+    topics = TopicSet.prefixed(base)
+    new_topics = topics.new_topics(partitions=2)
+    names = [topic.name for topic in new_topics]
     try:
-        admin.create_topics(
-            {name: {"num_partitions": 2, "replication_factor": 1} for name in names}, wait_for_metadata=True
-        )
+        admin.create_topics(new_topics, wait_for_metadata=True)
         yield topics
         with contextlib.suppress(Exception):  # the broker is wiped after the package anyway
             admin.delete_topics(names)

@@ -20,12 +20,17 @@ import pytest
 import structlog
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from tests.ports import free_port
 from tests.worker.engines import ScriptedEngine
-from tests.worker.fakes import FakeBroker, FakeConsumer, FakeProducer
+from tests.worker.fakes import FakeBroker, FakeChangelogReader, FakeConsumer, FakeProducer
 from worker.batch_log import BatchLog
 from worker.evaluator import Evaluator, ProcessEvaluator
+from worker.history.keys import MemberKeyer
+from worker.history.partitions import HistoryPartitions
+from worker.history.stage import HistoryStage
+from worker.history.store import StoreMemory
 from worker.kafka_io import KafkaIOError, TopicPartition
 from worker.logs import configure_logging
 from worker.loop import LoopOptions, ValidationLoop
@@ -38,10 +43,14 @@ from worker.routing import Routes
 from worker.settings import LogFormat
 from worker.shutdown import ShutdownSignal
 from worker.sink import AtLeastOnceSink, ExactlyOnceSink, Sink
+from worker.stages import HistoryRuntime, Stages
 from worker.topic_reader import Isolation, TopicReader, TopicRecord
+from worker.topic_set import CHANGELOG_CONFIGS, TopicSet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INPUT, PASS, FAIL, DLQ = "in", "pass", "fail", "dlq"
+REPARTITION, CHANGELOG = "by-member", "changelog"
+HISTORY_KEY = SecretStr("test-history-key-0123456789")
 
 
 class FakeClock:
@@ -73,6 +82,7 @@ class Harness:
     health: HealthState
     clock: FakeClock
     producers: list[FakeProducer] = field(default_factory=list)
+    history: HistoryRuntime | None = None
 
     def publish(self, value: bytes | None, *, key: bytes | None = None, partition: int = 0) -> None:
         self.broker.append(INPUT, key=key, value=value, partition=partition, headers=[("trace", b"abc")])
@@ -112,16 +122,29 @@ def make_harness() -> Callable[..., Harness]:
         observer: Observer | None = None,
         children: ProcessEvaluator | None = None,
         batch_max_records: int = 100,
+        history: bool = False,
+        history_partitions: int = 2,
+        state_dir: Path | None = None,
+        retention_days: int = 456,
+        broker: FakeBroker | None = None,
     ) -> Harness:
-        """The loop on fakes. `new_producers_fail_with`: every replacement producer fails its first delivery so."""
-        broker = FakeBroker()
-        for topic, count in ((INPUT, partitions), (PASS, 3), (FAIL, 3), (DLQ, 1)):
-            broker.create(topic, count)
+        """The loop on fakes. `new_producers_fail_with`: every replacement producer fails its first delivery so.
+
+        `history`: claim history on (needs the real rule engine as `engine`), stores in memory or in `state_dir`;
+        `broker`: an existing fake broker (a worker restarted on the same topics).
+        """
+        broker = broker or FakeBroker()
+        for topic, count in (
+            (INPUT, partitions), (PASS, 3), (FAIL, 3), (DLQ, 1),
+            (REPARTITION, history_partitions), (CHANGELOG, history_partitions),
+        ):  # fmt: skip
+            if topic not in broker.topics:
+                broker.create(topic, count)
         registry = CollectorRegistry()
         scripted = engine or ScriptedEngine()
         metrics = WorkerMetrics(registry, version="test", ruleset=scripted.ruleset)
         chain = ObserverChain([observer] if observer is not None else [metrics, BatchLog()])
-        consumer = FakeConsumer(broker, INPUT)
+        consumer = FakeConsumer(broker, *((INPUT, REPARTITION) if history else (INPUT,)))
         producers = [FakeProducer(broker, transactional=exactly_once)]
 
         def new_producer() -> FakeProducer:
@@ -138,18 +161,44 @@ def make_harness() -> Callable[..., Harness]:
             if exactly_once
             else AtLeastOnceSink(consumer=consumer, producer=producers[0], producer_factory=factory)
         )
-        consumer.subscribe(RebalanceHandler(sink=sink, observer=chain))
+        runtime = None
+        keyer = None
+        if history:
+            keyer = MemberKeyer(HISTORY_KEY)
+            partitions_of_history = HistoryPartitions(
+                consumer=consumer,
+                changelog=FakeChangelogReader(broker, CHANGELOG),
+                repartition_topic=REPARTITION,
+                state_dir=state_dir,
+                memory=StoreMemory(cache_bytes=1 << 20, write_buffer_bytes=1 << 20),
+                observer=chain,
+            )
+            stage = HistoryStage(
+                engine=scripted,
+                changelog_topic=CHANGELOG,
+                stores=partitions_of_history.stores,
+                retention_days=retention_days,
+            )
+            runtime = HistoryRuntime(REPARTITION, partitions_of_history, stage)
+        consumer.subscribe(
+            RebalanceHandler(sink=sink, observer=chain, history=runtime.partitions if runtime is not None else None)
+        )
         clock = FakeClock()
         shutdown = ShutdownSignal(grace_s=5.0)
         health = HealthState()
-        evaluator = Evaluator(scripted, max_record_bytes=1024 * 1024, children=children)
+        evaluator = Evaluator(scripted, max_record_bytes=1024 * 1024, children=children, history=keyer)
+        routes = Routes(
+            pass_topic=PASS,
+            fail_topic=FAIL,
+            dlq_topic=DLQ,
+            worker_id="worker-test-1",
+            max_record_bytes=1024 * 1024,
+            history_topic=REPARTITION if history else None,
+        )
         loop = ValidationLoop(
             consumer=consumer,
             sink=sink,
-            evaluator=evaluator,
-            routes=Routes(
-                pass_topic=PASS, fail_topic=FAIL, dlq_topic=DLQ, worker_id="worker-test-1", max_record_bytes=1024 * 1024
-            ),
+            stages=Stages(evaluator=evaluator, routes=routes, history=runtime),
             options=LoopOptions(
                 input_topic=INPUT, batch_max_records=batch_max_records, max_outage_s=60.0, probe_interval_s=0.0
             ),
@@ -160,7 +209,19 @@ def make_harness() -> Callable[..., Harness]:
             backoff=BackoffDelays(initial_s=0.001, max_s=0.001),
         )
         return Harness(
-            broker, consumer, producers[0], loop, sink, evaluator, shutdown, metrics, registry, health, clock, producers
+            broker,
+            consumer,
+            producers[0],
+            loop,
+            sink,
+            evaluator,
+            shutdown,
+            metrics,
+            registry,
+            health,
+            clock,
+            producers,
+            runtime,
         )
 
     return build
@@ -186,34 +247,21 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 # --- real broker helpers ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Topics:
-    input: str
-    passed: str
-    failed: str
-    dlq: str
-
-    def env(self) -> dict[str, str]:
-        return {
-            "CLAIMS_INPUT_TOPIC": self.input,
-            "CLAIMS_PASS_TOPIC": self.passed,
-            "CLAIMS_FAIL_TOPIC": self.failed,
-            "CLAIMS_DLQ_TOPIC": self.dlq,
-        }
-
-    @property
-    def outputs(self) -> tuple[str, str, str]:
-        return (self.passed, self.failed, self.dlq)
+Topics = TopicSet
 
 
 @pytest.fixture
 def worker_topics(new_topic: Callable[..., str]) -> Callable[..., Topics]:
-    def create(partitions: int = 3) -> Topics:
-        return Topics(
+    """Fresh topics for a worker: input, outputs and claim history's (the changelog compacted)."""
+
+    def create(partitions: int = 3, history_partitions: int = 2) -> Topics:
+        return TopicSet(
             input=new_topic("in", partitions=partitions),
             passed=new_topic("pass", partitions=2),
             failed=new_topic("fail", partitions=2),
             dlq=new_topic("dlq", partitions=1),
+            repartition=new_topic("by-member", partitions=history_partitions),
+            changelog=new_topic("changelog", partitions=history_partitions, config=dict(CHANGELOG_CONFIGS)),
         )
 
     return create
@@ -234,6 +282,8 @@ class WorkerProcess:
                 "CLAIMS_METRICS_HOST": "127.0.0.1",
                 "CLAIMS_LOG_FORMAT": "json",
                 "CLAIMS_SHUTDOWN_GRACE_S": "20",
+                "CLAIMS_HISTORY_KEY": HISTORY_KEY.get_secret_value(),
+                "CLAIMS_STATE_DIR": str(log_path.parent / f"state-{log_path.stem}"),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from tests.worker import claims
 from tests.worker.conftest import REPO_ROOT
 from worker.cli import main
 from worker.commands.publish import claim_key, read_lines
+from worker.topic_set import TopicSet
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,27 +53,50 @@ def test_run_with_an_invalid_setting_exits_with_the_configuration_code_and_names
 
 
 @pytest.mark.kafka
-def test_topics_create_makes_the_four_topics_and_is_idempotent(
+def test_topics_create_makes_the_six_topics_with_a_compacted_changelog_and_is_idempotent(
     kafka_bootstrap: str,
     kafka_admin: KafkaAdminClient,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    prefix = f"t.cli.{uuid.uuid4().hex[:8]}"
-    names = {f"CLAIMS_{role}_TOPIC": f"{prefix}.{role.lower()}" for role in ("INPUT", "PASS", "FAIL", "DLQ")}
+    topics = TopicSet.prefixed(f"t.cli.{uuid.uuid4().hex[:8]}")
     monkeypatch.setenv("CLAIMS_BOOTSTRAP_SERVERS", kafka_bootstrap)
-    for name, topic in names.items():
+    for name, topic in topics.env().items():
         monkeypatch.setenv(name, topic)
+    names = list(topics.env().values())
     try:
         assert main(["topics", "create", "--partitions", "2"]) == 0
         assert main(["topics", "create", "--partitions", "2"]) == 0
-        described = kafka_admin.describe_topics(list(names.values()))
-        assert sorted(len(topic["partitions"]) for topic in described) == [2, 2, 2, 2]
+        described = kafka_admin.describe_topics(names)
+        assert sorted(len(topic["partitions"]) for topic in described) == [2] * 6
         output = capsys.readouterr().out
-        assert output.count("created") == 4
-        assert output.count("exists") == 4
+        assert output.count("created") == 6
+        assert output.count("exists") == 6
+        assert f"created  {topics.changelog} (partitions=2, replication_factor=1, cleanup.policy=compact)" in output
+        configs = kafka_admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics.changelog)])
+        assert configs["topic"][topics.changelog]["cleanup.policy"]["value"] == "compact"
     finally:
-        kafka_admin.delete_topics(list(names.values()))
+        kafka_admin.delete_topics(names)
+
+
+@pytest.mark.kafka
+def test_topics_create_without_history_makes_the_four_topics(
+    kafka_bootstrap: str,
+    kafka_admin: KafkaAdminClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topics = TopicSet.prefixed(f"t.cli.{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("CLAIMS_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("CLAIMS_HISTORY", "off")
+    for name, topic in topics.env().items():
+        monkeypatch.setenv(name, topic)
+    try:
+        assert main(["topics", "create", "--partitions", "2"]) == 0
+        assert capsys.readouterr().out.count("created") == 4
+        assert topics.repartition not in set(kafka_admin.list_topics())
+    finally:
+        kafka_admin.delete_topics([topics.input, *topics.outputs])
 
 
 @pytest.mark.kafka

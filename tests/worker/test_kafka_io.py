@@ -104,8 +104,13 @@ def test_connection_options_carry_security_settings_with_the_secret_unwrapped(
 
 
 def test_missing_topics_lists_the_worker_topics_the_broker_lacks() -> None:
-    settings = load_settings(input_topic="in", pass_topic="out", fail_topic="out", dlq_topic="dlq")
+    settings = load_settings(input_topic="in", pass_topic="out", fail_topic="out", dlq_topic="dlq", history="off")
     assert missing_topics({"in", "other"}, settings) == ["out", "dlq"]
+
+
+def test_with_claim_history_on_its_topics_are_needed_too() -> None:
+    settings = load_settings(input_topic="in", pass_topic="out", fail_topic="out", dlq_topic="dlq")
+    assert missing_topics({"in", "out", "dlq"}, settings) == ["claims.by-member", "claims.history.changelog"]
 
 
 def test_pending_offsets_keep_the_highest_offset_and_forget_only_what_a_commit_covered() -> None:

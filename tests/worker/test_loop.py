@@ -271,7 +271,7 @@ def test_a_rejected_commit_keeps_the_offsets_pending_until_the_partition_is_revo
     assert h.broker.committed == {TopicPartition(INPUT, 1): 1}
     assert h.pending() == {TopicPartition(INPUT, 0): 1}
     assert h.metric("claims_commit_failures_total") == 1
-    assert h.metric("claims_assigned_partitions") == 1
+    assert h.metric("claims_assigned_partitions", topic=INPUT) == 1
 
 
 def test_pending_offsets_of_lost_partitions_are_dropped_not_committed(make_harness: MakeHarness) -> None:
@@ -414,7 +414,7 @@ def test_metrics_count_what_was_processed(make_harness: MakeHarness) -> None:
     assert h.metric("claims_batch_records_count") == 1
     assert h.metric("claims_commits_total") == 1
     assert h.metric("claims_consumer_lag_records", topic=INPUT, partition="0") == 0
-    assert h.metric("claims_assigned_partitions") == 2
+    assert h.metric("claims_assigned_partitions", topic=INPUT) == 2
     assert h.metric("claims_last_successful_poll_timestamp_seconds") > 0
     assert h.metric("claims_build_info", version="test", ruleset_id="test-rules", ruleset_version="1.2.3") == 1
 

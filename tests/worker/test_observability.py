@@ -132,16 +132,16 @@ def test_rule_labels_are_capped_so_a_rule_set_bug_cannot_explode_cardinality() -
 def test_revoked_partitions_stop_reporting_lag() -> None:
     metrics, registry = new_metrics()
     partition = TopicPartition("claims.submitted", 3)
-    metrics.partitions_assigned([partition], 1)
+    metrics.partitions_assigned([partition], [partition])
     metrics.lag(partition, 42)
     labels = {"topic": "claims.submitted", "partition": "3"}
     assert registry.get_sample_value("claims_consumer_lag_records", labels) == 42
 
-    metrics.partitions_revoked([partition], 0, lost=False)
+    metrics.partitions_revoked([partition], [], lost=False)
 
     assert registry.get_sample_value("claims_consumer_lag_records", labels) is None
     assert registry.get_sample_value("claims_rebalances_total", {"event": "revoked"}) == 1
-    assert registry.get_sample_value("claims_assigned_partitions") == 0
+    assert registry.get_sample_value("claims_assigned_partitions", {"topic": "claims.submitted"}) == 0
 
 
 # --- probes ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
-"""`claims-worker topics create`: create the worker's four topics (input, pass, fail, dead letters).
+"""`claims-worker topics create`: create the worker's topics (input, pass, fail, dead letters, and claim
+history's repartition topic and compacted changelog unless `CLAIMS_HISTORY=off`).
 
-Topic names come from the `CLAIMS_*_TOPIC` settings. Topics that already exist are reported and left alone.
+Topic names come from the `CLAIMS_*_TOPIC` settings; configurations from `worker.topic_set`. Topics that already
+exist are reported and left alone (a changelog whose partition count differs from the repartition topic's is
+refused by the worker at start-up).
 """
 
 from __future__ import annotations
@@ -8,18 +11,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from worker.commands.flags import number_flag
 from worker.exit_codes import ExitCode
 from worker.kafka_io import KafkaConfigError, KafkaIOError, admin_client, classify
 from worker.settings import ConfigError, load_settings
+from worker.topic_set import TopicSet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="create the input, pass, fail and dead-letter topics")
+    create = actions.add_parser(
+        "create", help="create the input, pass, fail and dead-letter topics, and claim history's two"
+    )
     create.add_argument(
         "--partitions", type=number_flag(int, ge=1), default=6, help="partitions per topic (default: %(default)s)"
     )
@@ -38,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"claims-worker topics: {error}", file=sys.stderr)
         return ExitCode.CONFIG
-    topics = list(dict.fromkeys((settings.input_topic, *settings.output_topics)))
+    topics = TopicSet.of(settings).new_topics(
+        partitions=args.partitions, history=settings.history_enabled, replication_factor=args.replication_factor
+    )
     try:
         admin = admin_client(settings, client_id=f"claims-worker-topics.{settings.worker_id}")
     except KafkaIOError as error:
@@ -47,17 +54,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         existing = set(admin.list_topics())
         for topic in topics:
-            if topic in existing:
-                print(f"exists   {topic}")
+            if topic.name in existing:
+                print(f"exists   {topic.name}")
                 continue
             try:
-                admin.create_topics(
-                    [NewTopic(topic, num_partitions=args.partitions, replication_factor=args.replication_factor)]
-                )
+                admin.create_topics([topic])
             except TopicAlreadyExistsError:
-                print(f"exists   {topic}")
+                print(f"exists   {topic.name}")
                 continue
-            print(f"created  {topic} (partitions={args.partitions}, replication_factor={args.replication_factor})")
+            configs = "".join(f", {key}={value}" for key, value in (topic.topic_configs or {}).items())
+            print(
+                f"created  {topic.name} (partitions={topic.num_partitions}, "
+                f"replication_factor={topic.replication_factor}{configs})"
+            )
     except Exception as error:  # noqa: BLE001 - report any broker refusal as one readable line
         problem = classify(error)
         print(f"claims-worker topics: {problem}", file=sys.stderr)
