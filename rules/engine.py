@@ -4,6 +4,7 @@ INTERFACE CONTRACT (used by worker/ and bench/; keep these signatures stable):
 
 - `RuleEngine.ruleset` -> `RuleSetRef` (id and version carried by every verdict).
 - `RuleEngine.validate(claim, *, validated_at, source)` -> `ClaimValidated`.
+- `RuleEngine.with_unknown_fields(verdict, unknown_fields)` -> `ClaimValidated` (plus SCHEMA.UNKNOWN_FIELD warnings).
 - `RuleEngine.verdict_for_schema_failure(failure, *, validated_at, source)` -> `ClaimValidated`.
 - `load_engine(payer_policy_file=None)` -> `RuleEngine` from the shipped policy data (plus a user payer file).
 
@@ -16,6 +17,7 @@ claim-level rules run on claims with at least one drug line; the CROSSWALK rules
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 from rules.checks import ALL_CHECKS, EVERY_CLAIM_CHECKS, Check
@@ -26,9 +28,10 @@ from rules.ids import verdict_id
 from rules.loading import PolicyError, load_policy
 from rules.policy_tables import Policy, RuleSpec
 from rules.schema_findings import RULES as SCHEMA_RULES
-from rules.schema_findings import schema_rule_id
+from rules.schema_findings import schema_rule_id, unknown_field_hits
 from schemas.claim import ClaimSubmitted
 from schemas.parsing import SchemaFailure
+from schemas.unknown_fields import UnknownField
 from schemas.verdict import (
     ClaimValidated,
     Finding,
@@ -121,6 +124,14 @@ class RuleEngine:
             source=source,
         )
 
+    def with_unknown_fields(self, verdict: ClaimValidated, unknown_fields: Sequence[UnknownField]) -> ClaimValidated:
+        """`verdict` with a SCHEMA.UNKNOWN_FIELD warning per unknown field (`schemas.parsing.ParsedClaim`); warnings
+        never change the outcome."""
+        if not unknown_fields:
+            return verdict
+        extra = [_finding(self._catalogue[hit.rule_id], hit) for hit in unknown_field_hits(unknown_fields)]
+        return verdict.model_copy(update={"findings": sorted([*verdict.findings, *extra], key=_finding_order)})
+
     def with_history(self, verdict: ClaimValidated, judgement: Judgement) -> ClaimValidated:
         """`verdict` (of a claim with drug lines) with what the claim history says (`rules.history.judge`).
 
@@ -142,7 +153,8 @@ class RuleEngine:
     def verdict_for_schema_failure(
         self, failure: SchemaFailure, *, validated_at: dt.datetime, source: SourceRecord | None
     ) -> ClaimValidated:
-        """A `fail` verdict with one `schema` finding per problem (SCHEMA.MISSING_FIELD, WRONG_TYPE, ...)."""
+        """A `fail` verdict with one `schema` finding per problem (SCHEMA.MISSING_FIELD, WRONG_TYPE, ...), and a
+        SCHEMA.UNKNOWN_FIELD warning per unknown field."""
         _require_aware(validated_at)
         findings = []
         for problem in failure.problems:
@@ -154,6 +166,9 @@ class RuleEngine:
                 {"field": problem.field or "claim", "detail": problem.message},
             )
             findings.append(_finding(spec, hit))
+        findings.extend(
+            _finding(self._catalogue[hit.rule_id], hit) for hit in unknown_field_hits(failure.unknown_fields)
+        )
         findings.sort(key=_finding_order)
         return ClaimValidated(
             schema_version=1,

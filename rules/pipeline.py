@@ -57,8 +57,9 @@ def validate_record(
     """`evaluate_record`, keeping the parsed claim (the claim-history stage reads its facts)."""
     parsed = parse_claim_event(raw, max_bytes=max_bytes)
     match parsed:
-        case ParsedClaim(claim=claim):
-            return Validated(engine.validate(claim, validated_at=validated_at, source=source), claim)
+        case ParsedClaim(claim=claim, unknown_fields=unknown):
+            verdict = engine.validate(claim, validated_at=validated_at, source=source)
+            return Validated(engine.with_unknown_fields(verdict, unknown) if unknown else verdict, claim)
         case SchemaFailure():
             return Validated(engine.verdict_for_schema_failure(parsed, validated_at=validated_at, source=source), None)
         case DeadLetter():

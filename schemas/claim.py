@@ -6,7 +6,7 @@ committed JSON Schema (`schemas/json/claim.submitted.v1.json`) is generated from
 Validation is strict about types (a number sent as a string is a schema failure, not silently coerced) but
 lenient about spelling where billing staff are: codes are case-insensitive and normalised to upper case, and
 ICD-10-CM codes are accepted with or without the dot. Unknown fields are ignored so producers can add fields
-without breaking the worker.
+without breaking the worker; each is reported as a warning (`schemas.unknown_fields`, SCHEMA.UNKNOWN_FIELD).
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@
 - `DeadLetter`: input that cannot be read as a claim at all; it goes to operations with a coded reason.
 
 The common case (a valid claim) is validated straight from bytes into the model, then scanned once more for
-duplicate keys (which the model's parser silently resolves; see `_has_duplicate_keys`). Input that fails the
-model is decoded again with the standard library, to tell a schema failure from a dead letter.
+duplicate keys (which the model's parser silently resolves; see `_read_checked`). That scan also counts the keys:
+when there are more than the fields the models took (`schemas.unknown_fields.known_field_count`), the document is
+searched for the unknown ones (`ParsedClaim.unknown_fields`), else not. Input that fails the model is decoded again
+with the standard library, to tell a schema failure from a dead letter (whose unknown fields are always searched).
 
 Any input gives one of the three results (property-tested on arbitrary bytes and JSON); an exception can only
 be a bug, which the worker's one guard (`worker.evaluator.evaluate_claim_bytes`) turns into `internal_error`.
@@ -25,6 +27,7 @@ from typing import Any, TypeGuard
 from pydantic import ValidationError
 
 from schemas.claim import SCHEMA_VERSION, ClaimSubmitted
+from schemas.unknown_fields import UnknownField, find_unknown_fields, known_field_count
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 _MAX_CLAIM_ID_CHARS = 64  # the model's limit (schemas.claim.ClaimSubmitted.claim_id)
@@ -45,6 +48,8 @@ class DeadLetterReason(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ParsedClaim:
     claim: ClaimSubmitted
+    # Keys the contract does not define (tolerated; reported as warnings), in document order.
+    unknown_fields: tuple[UnknownField, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class SchemaFailure:
     claim_id: str
     event_id: str
     problems: tuple[SchemaProblem, ...]
+    unknown_fields: tuple[UnknownField, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +93,12 @@ def parse_claim_event(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Pars
         claim = ClaimSubmitted.model_validate_json(raw)
     except ValidationError as error:
         return _classify_invalid(raw, error)
-    if _has_duplicate_keys(raw):
+    checked = _read_checked(raw)
+    if checked is _DUPLICATE:
         return DeadLetter(DeadLetterReason.NOT_JSON, _DUPLICATE_KEYS)
-    return ParsedClaim(claim)
+    if checked is None or checked.keys == known_field_count(claim):
+        return ParsedClaim(claim)
+    return ParsedClaim(claim, find_unknown_fields(checked.document))
 
 
 def source_event_id_of(document: dict[str, Any], raw: bytes) -> str:
@@ -132,22 +141,52 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
-def _has_duplicate_keys(raw: bytes) -> bool:
-    """Whether a document the model accepted has a duplicate key anywhere (the model's parser keeps the last)."""
+class _KeyCounter:
+    """An object_pairs_hook that refuses duplicate keys and counts every key of the document."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self) -> None:
+        self.keys = 0
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        document = dict(pairs)
+        if len(document) != len(pairs):
+            raise _DuplicateKeyError(_DUPLICATE_KEYS)
+        self.keys += len(pairs)
+        return document
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    document: Any
+    keys: int  # every key of every object in `document`
+
+
+_DUPLICATE = _Checked(None, -1)
+
+
+def _read_checked(raw: bytes) -> _Checked | None:
+    """A document the model accepted, read again: `_DUPLICATE` when a key repeats anywhere (the model's parser keeps
+    the last), else the document and its key count; None when json.loads cannot read what the model's parser did."""
+    counter = _KeyCounter()
     try:
         try:
             # Integers parsed in C (a Python parse_int call per number costs 15% of this check on a claim);
             # only a document with an integer too long for int() is read again with the stand-in for those.
-            json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
+            document = json.loads(raw, object_pairs_hook=counter)
         except _DuplicateKeyError:
             raise
         except ValueError:
-            json.loads(raw, object_pairs_hook=_reject_duplicate_keys, parse_int=_parse_int)
+            counter = _KeyCounter()
+            document = json.loads(raw, object_pairs_hook=counter, parse_int=_parse_int)
     except _DuplicateKeyError:
-        return True
+        return _DUPLICATE
     except (ValueError, RecursionError):
-        return False  # the model's parser read it; what json.loads cannot read is no duplicate
-    return False
+        # The model's parser read it; what json.loads cannot read is no duplicate. Nesting too deep for json.loads
+        # can only be in an unknown field, which then goes unreported.
+        return None
+    return _Checked(document, counter.keys)
 
 
 def _reject_constant(name: str) -> None:
@@ -210,13 +249,14 @@ def _classify_invalid(raw: bytes, error: ValidationError) -> ParseResult:
         # an unknown field). Validate the re-encoded document so errors point at fields, or the claim passes.
         try:
             reencoded = json.dumps(document, default=_encode_huge_integer).encode()
-            return ParsedClaim(ClaimSubmitted.model_validate_json(reencoded))
+            return ParsedClaim(ClaimSubmitted.model_validate_json(reencoded), find_unknown_fields(document))
         except ValidationError as field_error:
             error = field_error
     return SchemaFailure(
         claim_id=claim_id,
         event_id=source_event_id_of(document, raw),
         problems=tuple(_problems(error, document)),
+        unknown_fields=find_unknown_fields(document),
     )
 
 

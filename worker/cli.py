@@ -17,6 +17,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("rules", "rules_list", "list every rule with its category, severity, CARC/RARC and source"),
     ("schema", "schema", "write the JSON Schema files of the event contracts"),
     ("publish", "publish", "publish claim events (JSONL, X12 or FHIR) to the input topic, keyed by claim id"),
+    ("consume", "consume", "read verdicts or dead letters back from the pass, fail or dead-letter topic"),
     ("topics", "topics", "manage the worker's Kafka topics"),
 )
 

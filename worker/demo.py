@@ -8,7 +8,8 @@
    their `source.*` headers; last, `examples/history.jsonl` in order on one partition (a claim, the same service
    again under another claim id, and a dose 10 days later), which claim history flags.
 4. Run `claims-worker run` as a subprocess until every published record has an output.
-5. Print the verdicts (claim, outcome, finding codes) and dead letters (reason), and where metrics were served.
+5. Print the verdict table (`worker.verdict_table`, as `validate --format table`: per finding severity, line,
+   rule id, CARC/RARC, message and fix) and dead letters (reason), and where metrics were served.
 6. Stop what it started (worker, broker; topics on a broker it did not start) and exit 0.
 
 Also holds the helpers the throughput benchmark shares (`LocalBroker`, `free_port`).
@@ -31,18 +32,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from kafka import KafkaAdminClient, KafkaProducer
 
 from adapters.convert import InputFormat, convert_bytes
 from adapters.records import ClaimRecord
 from adapters.x12.maps import X12Maps
+from schemas.verdict import ClaimValidated
 from worker.commands.publish import claim_key, read_lines
 from worker.kafka_fixes import close_sockets_of_failed_connects
 from worker.routing import DLQ_ERROR, DLQ_REASON
 from worker.topic_reader import TopicReader, TopicRecord
 from worker.topic_set import TopicSet
+from worker.verdict_table import VerdictTable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
@@ -160,29 +163,6 @@ def scrape(port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
     return samples
-
-
-def _row_for(output: TopicRecord, line: bytes) -> tuple[str, str, str]:
-    if DLQ_REASON in output.headers:
-        claim = (claim_key(line) or b"").decode() or "(no claim id)"
-        reason = output.headers[DLQ_REASON].decode()
-        error = output.headers.get(DLQ_ERROR, b"").decode()
-        return claim, "dead letter", f"{reason}: {error}"
-    verdict: dict[str, Any] = output.json()
-    codes = sorted({finding["rule_id"] for finding in verdict["findings"]})
-    return verdict["claim_id"], verdict["outcome"], ", ".join(codes) or "-"
-
-
-def render_table(rows: Sequence[tuple[str, str, str, str]]) -> str:
-    headers = ("#", "claim", "outcome", "findings / reason")
-    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(3)]
-    lines = [f"{headers[0]:>{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:<{widths[2]}}  {headers[3]}"]
-    lines.append("-" * (sum(widths) + 6 + len(headers[3]) + 20))
-    lines.extend(
-        f"{n:>{widths[0]}}  {claim:<{widths[1]}}  {outcome:<{widths[2]}}  {detail}"
-        for n, claim, outcome, detail in rows
-    )
-    return "\n".join(lines)
 
 
 @dataclass
@@ -306,17 +286,28 @@ def _report(run: DemoRun, out: TextIO) -> None:
         coordinates: (index, line)
         for index, (coordinates, line) in enumerate(zip(run.placed, run.lines, strict=True), 1)
     }
-    rows = []
+    table = VerdictTable(out, label="#", label_width=len(str(len(run.lines))))
+    table.header()
+    counts: Counter[str] = Counter()
     for output in sorted(run.outputs, key=lambda candidate: line_at.get(_source_of(candidate), (0, b""))[0]):
         index, line = line_at.get(_source_of(output), (0, b""))
-        claim, outcome, detail = _row_for(output, line)
-        rows.append((str(index), claim, outcome, detail))
-    out.write(render_table(rows) + "\n\n")
-    counts = Counter(outcome for _, _, outcome, _ in rows)
+        if DLQ_REASON in output.headers:
+            counts["dead letter"] += 1
+            table.dead_letter(
+                str(index),
+                output.headers[DLQ_REASON].decode(),
+                output.headers.get(DLQ_ERROR, b"").decode(),
+                claim_id=(claim_key(line) or b"").decode() or None,
+            )
+            continue
+        verdict = ClaimValidated.model_validate_json(output.value or b"")
+        counts[verdict.outcome.value] += 1
+        table.verdict(str(index), verdict)
+    out.write("\n")
     summary = [f"{counts[outcome]} {outcome}" for outcome in ("pass", "not_applicable", "fail") if counts[outcome]]
     if counts["dead letter"]:
         summary.append(f"{counts['dead letter']} dead letter{'s' if counts['dead letter'] > 1 else ''}")
-    out.write(f"{len(rows)} claims: {', '.join(summary)}\n\n")
+    out.write(f"{table.rows} claims: {', '.join(summary)}\n\n")
     out.write(f"metrics were served at http://127.0.0.1:{run.metrics_port}/metrics (and /healthz, /readyz):\n")
     for name, value in sorted(run.metrics.items()):
         wanted = name in ("claims_consumed_total", "claims_commits_total") or name.startswith(

@@ -16,3 +16,6 @@ class ExitCode(IntEnum):
     # A second SIGTERM/SIGINT arrived during the graceful shutdown, or the shutdown outran CLAIMS_SHUTDOWN_GRACE_S
     # (what was not committed is processed again after the restart).
     FORCED_EXIT = 5
+    # `claims-worker validate`: every record was processed, and at least one got a `fail` verdict or could not be
+    # read as a claim (a dead letter); like a linter's "problems found". `--exit-zero` keeps 0.
+    RECORDS_FAILED = 6

@@ -1,5 +1,5 @@
-"""Reading whole topics back from their beginning: how the demo, the chaos harness and the end-to-end tests see
-what the worker wrote.
+"""Reading topics back: how the demo, the chaos harness, the end-to-end tests and `claims-worker consume` see what
+the worker wrote.
 
 The reader joins no consumer group and commits nothing, so it never disturbs the worker's group or another reader.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -72,13 +72,15 @@ def input_answered(value: bytes | None, headers: Iterable[tuple[str, bytes]] | N
 
 
 class TopicReader:
-    """Every partition of `topics`, read from the beginning, without a consumer group; nothing is committed.
+    """Every partition of `topics`, read from the beginning (or, with `from_beginning=False`, from the end offsets
+    as they are when it is built), without a consumer group; nothing is committed.
 
     `isolation` is "read_committed" (the default: records of aborted and still open transactions are skipped) or
     "read_uncommitted" (everything written). The constructor waits up to `metadata_timeout_s` (default 60) for each
-    topic's partitions and raises TimeoutError when a topic has none by then. Positions carry over between calls:
-    each `poll`/`read_*` call returns the records after those already returned. Close it, or use it as a context
-    manager.
+    topic's partitions and raises TimeoutError when a topic has none by then. `client_options` are extra
+    kafka-python options laid over the reader's own (the worker's security settings, `kafka_io.connection_options`).
+    Positions carry over between calls: each `poll`/`read_*` call returns the records after those already returned.
+    Close it, or use it as a context manager.
     """
 
     def __init__(
@@ -89,19 +91,24 @@ class TopicReader:
         isolation: Isolation = "read_committed",
         client_id: str = "topic-reader",
         metadata_timeout_s: float = METADATA_TIMEOUT_S,
+        from_beginning: bool = True,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         close_sockets_of_failed_connects()
         self._isolation = isolation
         self._records_read = 0
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level=isolation,
-            request_timeout_ms=REQUEST_TIMEOUT_MS,
-            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
-        )
+        options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap,
+            "request_timeout_ms": REQUEST_TIMEOUT_MS,
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+            **(client_options or {}),
+            # What makes it a reader: no group, nothing committed, the isolation asked for.
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "isolation_level": isolation,
+        }
+        self._consumer = KafkaConsumer(**options)
         try:
             self._partitions = [
                 TopicPartition(topic, partition)
@@ -112,7 +119,13 @@ class TopicReader:
             self._consumer.close()
             raise
         self._consumer.assign(self._partitions)
-        self._consumer.seek_to_beginning(*self._partitions)
+        if from_beginning:
+            self._consumer.seek_to_beginning(*self._partitions)
+        else:
+            self._consumer.seek_to_end(*self._partitions)
+            # The seek is lazy: resolve it now, so that records written from here on are read, not skipped.
+            for partition in self._partitions:
+                self._consumer.position(partition, timeout_ms=REQUEST_TIMEOUT_MS)
 
     def _partitions_of(self, topic: str, timeout_s: float) -> set[int]:
         deadline = time.monotonic() + timeout_s
@@ -144,14 +157,19 @@ class TopicReader:
 
         Raises TimeoutError when that takes longer than `timeout_s`.
         """
+        return [record for batch in self.batches_to_end(timeout_s=timeout_s) for record in batch]
+
+    def batches_to_end(self, *, timeout_s: float) -> Iterator[list[TopicRecord]]:
+        """`read_to_end`, a poll's records at a time (a caller can write them out and stop early).
+
+        Raises TimeoutError when reading up to the end offsets takes longer than `timeout_s`.
+        """
         ends = self.end_offsets()
-        found: list[TopicRecord] = []
         deadline = time.monotonic() + timeout_s
         while not self._caught_up(ends):
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"could not read up to {ends} within {timeout_s:g}s")
-            found.extend(self.poll(500))
-        return found
+            yield self.poll(500)
 
     def read_until_count(self, count: int, *, timeout_s: float) -> list[TopicRecord]:
         """Records until at least `count` have arrived (this call's), or `timeout_s` has passed; never raises on time.

@@ -32,6 +32,9 @@ PROMETHEUS_DIR = REPO_ROOT / "ops" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
+RUNBOOK_BASE_URL = PROMETHEUS_DIR / "runbook_base_url.txt"
+ALERTMANAGER_DIR = REPO_ROOT / "ops" / "alertmanager"
+ALERTMANAGER_CONFIG = ALERTMANAGER_DIR / "alertmanager.yml"
 RUNBOOK = REPO_ROOT / "ops" / "RUNBOOK.md"
 GRAFANA_DIR = REPO_ROOT / "ops" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "claims-worker.json"
@@ -48,31 +51,37 @@ WORKER_JOB = "claims-worker"
 class PrometheusBinaries:
     prometheus: Path
     promtool: Path
+    alertmanager: Path
+    amtool: Path
 
 
 @pytest.fixture(scope="session")
 def prometheus_binaries() -> PrometheusBinaries:
-    """Debian's `prometheus` and `promtool`, installed into the cache on first use."""
+    """Debian's `prometheus`, `promtool`, `alertmanager` and `amtool`, installed into the cache on first use."""
     prometheus = os.environ.get("PROMETHEUS_BIN")
     promtool = os.environ.get("PROMTOOL_BIN")
-    if not (prometheus and promtool):
+    alertmanager = os.environ.get("ALERTMANAGER_BIN")
+    amtool = os.environ.get("AMTOOL_BIN")
+    if not (prometheus and promtool and alertmanager and amtool):
         try:
             result = subprocess.run([str(INSTALL_PROMETHEUS)], capture_output=True, text=True, timeout=600, check=False)
         except (OSError, subprocess.TimeoutExpired) as error:
             pytest.fail(f"scripts/install-prometheus could not run: {error}", pytrace=False)
         paths = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-        if result.returncode != 0 or "prometheus" not in paths or "promtool" not in paths:
+        if result.returncode != 0 or not {"prometheus", "promtool", "alertmanager", "amtool"} <= set(paths):
             pytest.fail(
-                "Could not get Debian's prometheus and promtool binaries "
+                "Could not get Debian's prometheus, promtool, alertmanager and amtool binaries "
                 f"(scripts/install-prometheus exited {result.returncode}). Run it as root on Debian/Ubuntu, or set "
-                "PROMETHEUS_BIN and PROMTOOL_BIN.\n"
+                "PROMETHEUS_BIN, PROMTOOL_BIN, ALERTMANAGER_BIN and AMTOOL_BIN.\n"
                 f"--- stdout ---\n{result.stdout[-2000:]}\n--- stderr ---\n{result.stderr[-3000:]}",
                 pytrace=False,
             )
         prometheus = prometheus or paths["prometheus"]
         promtool = promtool or paths["promtool"]
-    binaries = PrometheusBinaries(Path(prometheus), Path(promtool))
-    for path in (binaries.prometheus, binaries.promtool):
+        alertmanager = alertmanager or paths["alertmanager"]
+        amtool = amtool or paths["amtool"]
+    binaries = PrometheusBinaries(Path(prometheus), Path(promtool), Path(alertmanager), Path(amtool))
+    for path in (binaries.prometheus, binaries.promtool, binaries.alertmanager, binaries.amtool):
         if not (path.is_file() and os.access(path, os.X_OK)):
             pytest.fail(f"not an executable file: {path}", pytrace=False)
     return binaries

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from tests.ops.conftest import (
+    ALERTMANAGER_CONFIG,
+    ALERTMANAGER_DIR,
     DASHBOARD,
     EXAMPLE_CLAIMS,
     GRAFANA_DIR,
@@ -30,7 +32,7 @@ from worker.settings import WorkerSettings, load_settings, unknown_env_settings
 
 pytestmark = pytest.mark.timeout(60)
 
-SERVICES = {"kafka", "topics", "worker", "prometheus", "grafana", "publisher"}
+SERVICES = {"kafka", "topics", "worker", "prometheus", "alertmanager", "grafana", "publisher"}
 WORKER_IMAGE_SERVICES = ("topics", "worker", "publisher")
 
 
@@ -195,3 +197,61 @@ def test_settings_class_is_what_the_environment_check_uses() -> None:
     # Guards the check above: an unknown variable is reported, a known one is not.
     assert unknown_env_settings({"CLAIMS_NO_SUCH_SETTING": "1", "CLAIMS_GROUP_ID": "g"}) == ["CLAIMS_NO_SUCH_SETTING"]
     assert "group_id" in WorkerSettings.model_fields
+
+
+# --- Alertmanager (issue 17, U12) ------------------------------------------------------------------------------------
+
+
+def test_alertmanager_runs_the_repositorys_config(compose: dict[str, Any]) -> None:
+    alertmanager = compose["services"]["alertmanager"]
+    config_flag = next(arg for arg in alertmanager["command"] if arg.startswith("--config.file="))
+    config_path = Path(config_flag.split("=", 1)[1])
+
+    assert (REPO_ROOT / bind_mounts(alertmanager)[str(config_path.parent)]).resolve() == ALERTMANAGER_DIR
+    assert config_path.name == ALERTMANAGER_CONFIG.name
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_service(compose: dict[str, Any]) -> None:
+    [alerting] = load_yaml(PROMETHEUS_DIR / "prometheus.yml")["alerting"]["alertmanagers"]
+    [target] = alerting["static_configs"][0]["targets"]
+    host, _, port = target.partition(":")
+    alertmanager = compose["services"]["alertmanager"]
+    listen = next(
+        (arg.split("=", 1)[1] for arg in alertmanager["command"] if arg.startswith("--web.listen-address=")), ":9093"
+    )
+
+    assert host == "alertmanager"
+    assert port == listen.rpartition(":")[2]
+    assert "alertmanager" in compose["services"]["prometheus"]["depends_on"]
+
+
+def test_alertmanager_image_is_the_release_amtool_checks(
+    compose: dict[str, Any], prometheus_binaries: PrometheusBinaries
+) -> None:
+    tag = compose["services"]["alertmanager"]["image"].partition(":v")[2]
+    version = subprocess.run(
+        [str(prometheus_binaries.alertmanager), "--version"], capture_output=True, text=True, timeout=30, check=True
+    )
+
+    assert re.match(rf"alertmanager, version {re.escape(tag)}\b", version.stdout + version.stderr), version
+
+
+def test_amtool_accepts_the_alertmanager_config(prometheus_binaries: PrometheusBinaries) -> None:
+    result = subprocess.run(
+        [str(prometheus_binaries.amtool), "check-config", str(ALERTMANAGER_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_go_nowhere_by_default() -> None:
+    # The null receiver: no integration, so a fresh `docker compose up` notifies nobody until a route is set.
+    config = load_yaml(ALERTMANAGER_CONFIG)
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+
+    assert set(receivers[config["route"]["receiver"]]) == {"name"}
+    assert config["route"].get("routes", []) == []

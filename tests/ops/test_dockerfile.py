@@ -128,3 +128,16 @@ def test_healthcheck_fails_when_nothing_listens(probe_server: RunningProbeServer
     result = run_healthcheck(1)  # a privileged port nothing listens on here
 
     assert result.returncode != 0
+
+
+def test_every_package_the_project_installs_is_copied_into_the_image() -> None:
+    # The CLI imports every command module, and `validate`/`convert`/`publish` import adapters/: an image without
+    # one of the packages fails at `claims-worker run`.
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in patterns}
+    copies = [rest.split() for key, rest in instructions() if key == "COPY" and not rest.startswith("--from")]
+    sources = {source for args in copies for source in args[:-1]}
+
+    assert packages - sources == set()
+    assert [package for package in packages if ignored(package)] == []

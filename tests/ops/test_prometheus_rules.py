@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,9 @@ from tests.ops.conftest import (
     ALERTS,
     ALERTS_TEST,
     PROMETHEUS_CONFIG,
+    REPO_ROOT,
     RUNBOOK,
+    RUNBOOK_BASE_URL,
     WORKER_JOB,
     PrometheusBinaries,
     load_yaml,
@@ -90,7 +94,7 @@ def test_every_alert_has_a_severity_a_summary_a_description_and_a_runbook_sectio
         assert annotations.get("description"), f"{name}: no description"
         runbook = annotations.get("runbook_url", "")
         path, _, anchor = runbook.partition("#")
-        assert path == "ops/RUNBOOK.md", f"{name}: runbook_url {runbook!r} is not a section of ops/RUNBOOK.md"
+        assert path == f"{runbook_base_url()}/ops/RUNBOOK.md", f"{name}: runbook_url {runbook!r} is not the runbook's"
         assert anchor in anchors, f"{name}: ops/RUNBOOK.md has no section #{anchor}"
 
 
@@ -125,3 +129,74 @@ def test_alerts_select_the_job_prometheus_gives_the_worker(alert_rules: list[dic
     jobs = {job for rule in alert_rules for job in re.findall(r'job\s*=~?\s*"([^"]*)"', rule["expr"])}
 
     assert jobs <= {WORKER_JOB}
+
+
+# --- absolute runbook links from one base address (issue 17, U12) ----------------------------------------------------
+
+RENDER_ALERTS = REPO_ROOT / "scripts" / "render-alerts"
+
+
+def runbook_base_url() -> str:
+    """The one place the runbook's base address is set."""
+    return RUNBOOK_BASE_URL.read_text(encoding="utf-8").strip()
+
+
+def test_the_runbook_base_url_is_an_absolute_address() -> None:
+    base = runbook_base_url()
+
+    assert re.fullmatch(r"https?://[^\s/]+(/\S*)?", base), base
+    assert not base.endswith("/")
+
+
+def test_every_runbook_url_of_the_alerts_and_their_tests_is_built_from_the_base(
+    alert_rules: list[dict[str, Any]],
+) -> None:
+    expected = f"{runbook_base_url()}/ops/RUNBOOK.md#"
+    urls = [rule["annotations"]["runbook_url"] for rule in alerting_rules(alert_rules)]
+    urls += [
+        alert["exp_annotations"]["runbook_url"]
+        for case in load_yaml(ALERTS_TEST)["tests"]
+        for check in case.get("alert_rule_test", [])
+        for alert in check.get("exp_alerts", [])
+        if "runbook_url" in alert.get("exp_annotations", {})
+    ]
+
+    assert urls
+    assert [url for url in urls if not url.startswith(expected)] == []
+
+
+def test_the_committed_alert_files_are_rendered_from_the_base() -> None:
+    result = subprocess.run([str(RENDER_ALERTS), "--check"], capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_another_base_renders_alerts_that_promtool_still_tests(
+    tmp_path: Path, prometheus_binaries: PrometheusBinaries
+) -> None:
+    # Given copies of the alert files rendered with an operator's own base address
+    for path in (ALERTS, ALERTS_TEST):
+        shutil.copy(path, tmp_path / path.name)
+    base = "https://git.example.org/billing/claims-worker/-/blob/main"
+    rendered = subprocess.run(
+        [str(RENDER_ALERTS), "--base-url", base, "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+
+    # Then every link uses it, and promtool's unit tests pass on the rendered files
+    alerts = [rule for group in load_yaml(tmp_path / ALERTS.name)["groups"] for rule in group["rules"]]
+    assert {rule["annotations"]["runbook_url"].split("#")[0] for rule in alerting_rules(alerts)} == {
+        f"{base}/ops/RUNBOOK.md"
+    }
+    result = subprocess.run(
+        [str(prometheus_binaries.promtool), "test", "rules", str(tmp_path / ALERTS_TEST.name)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert_ok(result)

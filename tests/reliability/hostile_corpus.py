@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.parsing import DeadLetter
-from schemas.verdict import Category, ClaimValidated, Outcome
+from schemas.verdict import Category, ClaimValidated, Outcome, Severity
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 MANIFEST = CORPUS_DIR / "manifest.json"
@@ -37,7 +37,10 @@ def outcome_of(result: ClaimValidated | DeadLetter) -> str:
     """`result` in the manifest's terms."""
     if isinstance(result, DeadLetter):
         return f"dead_letter:{result.reason.value}"
-    schema = any(finding.category is Category.SCHEMA for finding in result.findings)
+    # Schema errors make a schema failure; a SCHEMA.UNKNOWN_FIELD warning does not (unknown fields are tolerated).
+    schema = any(
+        finding.category is Category.SCHEMA and finding.severity is Severity.ERROR for finding in result.findings
+    )
     if schema:
         return "fail:schema" if result.outcome is Outcome.FAIL else f"{result.outcome.value}:schema"
     return "verdict"
@@ -48,7 +51,7 @@ def outcome_of_output(topic_kind: str, headers: dict[str, bytes], value: bytes) 
     if topic_kind == "dlq":
         return f"dead_letter:{headers['dlq.reason'].decode()}"
     verdict = json.loads(value)
-    if any(finding["category"] == "schema" for finding in verdict["findings"]):
+    if any(finding["category"] == "schema" and finding["severity"] == "error" for finding in verdict["findings"]):
         return "fail:schema" if verdict["outcome"] == "fail" else f"{verdict['outcome']}:schema"
     return "verdict"
 

@@ -49,10 +49,10 @@ def _run(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, l
 def test_examples_give_one_output_line_per_input_line_in_order(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     input_lines = EXAMPLES.read_bytes().splitlines()
 
-    code, output, err = _run(capsysbinary, str(EXAMPLES), "--validated-at", AT)
+    code, output, err = _run(capsysbinary, str(EXAMPLES), "--validated-at", AT, "--no-progress")
 
-    assert code == ExitCode.OK
-    assert err == b""
+    assert code == ExitCode.RECORDS_FAILED
+    assert err.decode().splitlines() == ["19 records: 5 pass, 10 fail, 2 not applicable, 2 dead letter"]
     assert len(output) == len(input_lines) == len(EXPECTED_EXAMPLES) + len(DEAD_LETTERS)
     for number, line in enumerate(output, start=1):
         document = json.loads(line)
@@ -97,36 +97,40 @@ def test_blank_lines_are_skipped_and_counted(tmp_path: Path, capsysbinary: pytes
 
     code, output, _ = _run(capsysbinary, str(path), "--validated-at", AT)
 
-    assert code == ExitCode.OK
+    assert code == ExitCode.RECORDS_FAILED  # line 4 is a dead letter
     assert len(output) == 2
     assert json.loads(output[0])["claim_id"] == "CLM-EX-0001"
     assert json.loads(output[1])["input_line"] == 4
 
 
 def test_table_format_summarises_outcomes(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    code, output, _ = _run(capsysbinary, str(EXAMPLES), "--format", "table", "--validated-at", AT)
+    code, output, err = _run(capsysbinary, str(EXAMPLES), "--format", "table", "--validated-at", AT)
     text = b"\n".join(output).decode()
 
-    assert code == ExitCode.OK
+    assert code == ExitCode.RECORDS_FAILED
     assert "CLM-EX-0002" in text
     assert "CROSSWALK.DRUG_CODE_MISMATCH.DRUG_NAME" in text
     assert "dead letter: not_json" in text
-    assert text.rstrip().endswith("19 records: 5 pass, 10 fail, 2 not applicable, 2 dead letter")
+    assert err.decode().rstrip().endswith("19 records: 5 pass, 10 fail, 2 not applicable, 2 dead letter")
 
 
 def test_progress_goes_to_stderr_when_asked(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    code, output, err = _run(capsysbinary, str(EXAMPLES), "--progress", "--progress-every", "10")
+    code, output, err = _run(capsysbinary, str(EXAMPLES), "--progress", "--progress-every", "10", "--exit-zero")
 
     assert code == ExitCode.OK
     assert len(output) == 19
-    assert [line.split(b",")[0] for line in err.splitlines()] == [b"validate: 10 lines", b"validate: 19 lines"]
+    assert [line.split(b",")[0] for line in err.splitlines()] == [
+        b"validate: 10 lines",
+        b"validate: 19 lines",
+        b"19 records: 5 pass",
+    ]
 
 
 def test_line_over_the_size_limit_is_a_too_large_dead_letter(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     code, output, _ = _run(capsysbinary, str(EXAMPLES), "--max-bytes", "1500", "--validated-at", AT)
 
     reasons = [json.loads(line).get("reason") for line in output]
-    assert code == ExitCode.OK
+    assert code == ExitCode.RECORDS_FAILED
     assert "too_large" in reasons
     assert len(output) == 19
 
@@ -153,7 +157,7 @@ def test_payer_policy_file_changes_the_ruleset_version(
 
     code, output, _ = _run(capsysbinary, str(EXAMPLES), "--payer-policy-file", str(policy), "--validated-at", AT)
 
-    assert code == ExitCode.OK
+    assert code == ExitCode.RECORDS_FAILED
     assert json.loads(output[0])["ruleset"]["version"].startswith("1.1.0+payers.")
 
 
@@ -187,10 +191,10 @@ def test_console_script_reads_stdin() -> None:
         check=False,
     )
 
-    assert result.returncode == ExitCode.OK, result.stderr
+    assert result.returncode == ExitCode.RECORDS_FAILED, result.stderr  # the dead letter
     outcomes = [json.loads(line).get("outcome", "dead_letter") for line in result.stdout.splitlines()]
     assert outcomes == ["pass", "not_applicable", "dead_letter"]
-    assert result.stderr == b""
+    assert result.stderr == b"3 records: 1 pass, 0 fail, 1 not applicable, 1 dead letter\n"
 
 
 def test_rules_command_lists_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,3 +225,80 @@ def test_rules_command_text_names_the_ruleset(capsys: pytest.CaptureFixture[str]
     assert code == ExitCode.OK
     assert out.startswith("Rule set j9353 1.1.0: ")
     assert "J9353.UNITS.DOSE_ABOVE_LABEL  [units, error; CARC 153" in out
+
+
+# --- exit status and summary (issue 17, U2 and U11) ----------------------------------------------------------------
+
+
+def test_a_file_with_failing_or_dead_lettered_records_exits_with_records_failed(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    code, output, _ = _run(capsysbinary, str(EXAMPLES), "--validated-at", AT)
+
+    assert code == ExitCode.RECORDS_FAILED
+    assert len(output) == 19  # the report is complete all the same
+
+
+def test_exit_zero_keeps_status_0_when_records_fail(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    code, output, _ = _run(capsysbinary, str(EXAMPLES), "--validated-at", AT, "--exit-zero")
+
+    assert code == ExitCode.OK
+    assert len(output) == 19
+
+
+def test_only_a_dead_letter_is_enough_for_records_failed(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    lines = EXAMPLES.read_bytes().splitlines()
+    path = tmp_path / "claims.jsonl"
+    path.write_bytes(lines[0] + b"\n" + lines[17] + b"\n")  # a pass and a not_json dead letter
+
+    code, _, _ = _run(capsysbinary, str(path), "--validated-at", AT)
+
+    assert code == ExitCode.RECORDS_FAILED
+
+
+def test_passing_and_not_applicable_claims_exit_0(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    lines = EXAMPLES.read_bytes().splitlines()
+    path = tmp_path / "claims.jsonl"
+    path.write_bytes(b"\n".join([lines[0], lines[9], lines[14]]) + b"\n")  # pass, not_applicable, pass + warnings
+
+    code, output, _ = _run(capsysbinary, str(path), "--validated-at", AT)
+
+    assert code == ExitCode.OK
+    assert [json.loads(line)["outcome"] for line in output] == ["pass", "not_applicable", "pass"]
+
+
+def test_records_failed_has_a_code_of_its_own() -> None:
+    taken_before = {ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE, ExitCode.CONFIG, ExitCode.BROKER_OUTAGE}
+    assert ExitCode.RECORDS_FAILED not in taken_before | {ExitCode.FORCED_EXIT}
+    assert len({int(code) for code in ExitCode}) == len(ExitCode)
+
+
+def test_an_empty_file_reports_zero_records_on_stderr_in_jsonl_mode(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+
+    code, output, err = _run(capsysbinary, str(path), "--no-progress")
+
+    assert code == ExitCode.OK
+    assert output == []
+    assert err.decode().splitlines() == ["0 records: 0 pass, 0 fail, 0 not applicable, 0 dead letter"]
+
+
+def test_the_summary_goes_to_stderr_and_stdout_stays_the_jsonl_stream(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    _, output, err = _run(capsysbinary, str(EXAMPLES), "--validated-at", AT, "--no-progress")
+
+    assert all(line.startswith(b"{") for line in output)
+    assert err.decode().splitlines() == ["19 records: 5 pass, 10 fail, 2 not applicable, 2 dead letter"]
+
+
+def test_the_table_summary_goes_to_stderr_too(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    _, output, err = _run(capsysbinary, str(EXAMPLES), "--format", "table", "--validated-at", AT, "--no-progress")
+
+    assert not any(b"records:" in line for line in output)
+    assert err.decode().splitlines() == ["19 records: 5 pass, 10 fail, 2 not applicable, 2 dead letter"]

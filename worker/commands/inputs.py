@@ -28,6 +28,7 @@ from adapters.fhir import DEFAULT_MAX_BUNDLE_ENTRIES
 from adapters.records import ClaimRecord
 from adapters.x12.maps import X12Maps
 from adapters.x12.reader import X12Report
+from worker.commands.flags import number_flag
 from worker.exit_codes import ExitCode
 
 
@@ -41,14 +42,14 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-input-bytes",
-        type=int,
+        type=number_flag(int, ge=1),
         default=DEFAULT_MAX_INPUT_BYTES,
         metavar="N",
         help="an X12 or FHIR file larger than this is refused (default: %(default)s)",
     )
     parser.add_argument(
         "--max-bundle-entries",
-        type=int,
+        type=number_flag(int, ge=1),
         default=DEFAULT_MAX_BUNDLE_ENTRIES,
         metavar="N",
         help="a FHIR Bundle with more entries is refused (default: %(default)s)",
@@ -74,8 +75,8 @@ class InputOptions:
     def from_args(cls, args: argparse.Namespace) -> InputOptions:
         return cls(
             input_format=InputFormat(args.input_format),
-            max_input_bytes=max(1, args.max_input_bytes),
-            max_bundle_entries=max(1, args.max_bundle_entries),
+            max_input_bytes=args.max_input_bytes,
+            max_bundle_entries=args.max_bundle_entries,
             write_999=args.write_999,
             keep_invalid_x12=bool(getattr(args, "accept_x12_errors", False)),
         )

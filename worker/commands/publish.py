@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from worker.commands.flags import number_flag
 from worker.commands.inputs import (
     ClaimInput,
     ConvertedRecords,
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     parser.add_argument("--topic", help="target topic (default: CLAIMS_INPUT_TOPIC)")
     parser.add_argument("--bootstrap-servers", help="overrides CLAIMS_BOOTSTRAP_SERVERS")
-    parser.add_argument("--timeout-s", type=float, default=60.0, help="wait for acknowledgements (default: 60)")
+    parser.add_argument(
+        "--timeout-s", type=number_flag(float, gt=0), default=60.0, help="wait for acknowledgements (default: 60)"
+    )
 
 
 def claim_key(line: bytes) -> bytes | None:

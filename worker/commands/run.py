@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from worker.commands.flags import setting_flag
 from worker.exit_codes import ExitCode
 from worker.settings import ConfigError, DeliveryMode, LogFormat, load_settings
 
@@ -18,10 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-id", help="overrides CLAIMS_GROUP_ID")
     parser.add_argument("--delivery", choices=[mode.value for mode in DeliveryMode], help="overrides CLAIMS_DELIVERY")
     parser.add_argument("--worker-id", help="overrides CLAIMS_WORKER_ID (unique per replica)")
-    parser.add_argument("--metrics-port", type=int, help="overrides CLAIMS_METRICS_PORT (0: any free port)")
+    parser.add_argument(
+        "--metrics-port", type=setting_flag("metrics_port"), help="overrides CLAIMS_METRICS_PORT (0: any free port)"
+    )
     parser.add_argument("--payer-policy-file", type=Path, help="overrides CLAIMS_PAYER_POLICY_FILE")
     parser.add_argument("--log-format", choices=[fmt.value for fmt in LogFormat], help="overrides CLAIMS_LOG_FORMAT")
-    parser.add_argument("--batch-max-records", type=int, help="overrides CLAIMS_BATCH_MAX_RECORDS")
+    parser.add_argument(
+        "--batch-max-records", type=setting_flag("batch_max_records"), help="overrides CLAIMS_BATCH_MAX_RECORDS"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

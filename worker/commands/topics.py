@@ -13,6 +13,7 @@ import sys
 
 from kafka.errors import TopicAlreadyExistsError
 
+from worker.commands.flags import number_flag
 from worker.exit_codes import ExitCode
 from worker.kafka_io import KafkaConfigError, KafkaIOError, admin_client, classify
 from worker.settings import ConfigError, load_settings
@@ -24,17 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create = actions.add_parser(
         "create", help="create the input, pass, fail and dead-letter topics, and claim history's two"
     )
-    create.add_argument("--partitions", type=int, default=6, help="partitions per topic (default: %(default)s)")
     create.add_argument(
-        "--replication-factor", type=int, default=1, help="replicas per partition (default: %(default)s)"
+        "--partitions", type=number_flag(int, ge=1), default=6, help="partitions per topic (default: %(default)s)"
+    )
+    create.add_argument(
+        "--replication-factor",
+        type=number_flag(int, ge=1),
+        default=1,
+        help="replicas per partition (default: %(default)s)",
     )
     create.add_argument("--bootstrap-servers", help="overrides CLAIMS_BOOTSTRAP_SERVERS")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.partitions < 1 or args.replication_factor < 1:
-        print("claims-worker topics: --partitions and --replication-factor must be at least 1", file=sys.stderr)
-        return ExitCode.USAGE
     try:
         settings = load_settings(bootstrap_servers=args.bootstrap_servers)
     except ConfigError as error:

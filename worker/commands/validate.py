@@ -11,8 +11,10 @@ the claim.validated event, or for input that cannot be read as a claim
 Blank (whitespace-only) lines are skipped without output: they carry no record, and a JSONL file may end
 with one; every other line, however broken, gets exactly one output line.
 
-`--format table` prints a human summary instead. Exit status 0 when every line was processed (failing
-claims are results, not errors); 3 (CONFIG) for an invalid payer policy file; 2 (USAGE) for an unreadable
+`--format table` prints a human summary instead. In both formats the count line (`19 records: 5 pass, ...`)
+goes to stderr, so stdout stays the JSONL stream. Exit status: 0 when every line was processed and none failed;
+6 (RECORDS_FAILED) when every line was processed and at least one got a `fail` verdict or is a dead letter (like a
+linter; `--exit-zero` gives 0 then); 3 (CONFIG) for an invalid payer policy file; 2 (USAGE) for an unreadable
 input file or one that cannot be converted.
 """
 
@@ -34,6 +36,7 @@ from rules.engine import PolicyError, RuleEngine, load_engine
 from rules.history import default_retention_days
 from schemas.parsing import DEFAULT_MAX_BYTES
 from schemas.verdict import ClaimValidated, utc_now
+from worker.commands.flags import number_flag, setting_flag
 from worker.commands.inputs import (
     ConvertedRecords,
     InputOptions,
@@ -41,11 +44,12 @@ from worker.commands.inputs import (
     add_input_arguments,
     open_claim_input,
 )
-from worker.evaluator import DeadLettered, Deferred, Evaluation, evaluate_claim_bytes
+from worker.evaluator import DeadLettered, Deferred, Evaluation, Verdict, evaluate_claim_bytes
 from worker.exit_codes import ExitCode
 from worker.history.offline import OfflineHistory
 from worker.history.store import StoreError
 from worker.settings import ConfigError, load_history_settings
+from worker.verdict_table import VerdictTable
 
 PROGRESS_EVERY_LINES = 10_000
 _WRITE_BATCH_LINES = 256
@@ -97,10 +101,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-bytes",
-        type=int,
+        type=setting_flag("max_record_bytes"),
         default=DEFAULT_MAX_BYTES,
         metavar="N",
         help="a line longer than this is a too_large dead letter (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when a record fails or is dead-lettered (default: exit 6 then)",
     )
     parser.add_argument(
         "--history",
@@ -124,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--progress-every",
-        type=int,
+        type=number_flag(int, ge=1),
         default=PROGRESS_EVERY_LINES,
         metavar="N",
         help="input lines between two progress reports (default: %(default)s)",
@@ -161,6 +170,7 @@ def _open_history(args: argparse.Namespace, engine: RuleEngine) -> OfflineHistor
 def _validate(args: argparse.Namespace, engine: RuleEngine, history: OfflineHistory | None) -> int:
     validated_at: dt.datetime = args.validated_at or utc_now()
     show_progress = sys.stderr.isatty() if args.progress is None else bool(args.progress)
+    counts = OutcomeCounts()
     try:
         stream = sys.stdin.buffer if args.input == "-" else Path(args.input).open("rb")  # noqa: SIM115
     except OSError as error:
@@ -172,13 +182,14 @@ def _validate(args: argparse.Namespace, engine: RuleEngine, history: OfflineHist
             numbered: Iterable[tuple[int, bytes]] = enumerate((record.value for record in claim_input.records), 1)
         else:
             numbered = enumerate(claim_input.lines, start=1)
-        every = max(1, args.progress_every) if show_progress else 0
-        results = _results(numbered, engine, validated_at, args.max_bytes, every, history=history)
+        every = args.progress_every if show_progress else 0
+        results = counts.counted(_results(numbered, engine, validated_at, args.max_bytes, every, history=history))
         if args.format == "table":
             _write_table(results, sys.stdout)
         else:
             _write_jsonl(results, sys.stdout.buffer)
         sys.stdout.flush()
+        print(counts.summary(), file=sys.stderr, flush=True)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not every line was processed, but there is nobody to tell.
         silence_stdout()
@@ -191,7 +202,43 @@ def _validate(args: argparse.Namespace, engine: RuleEngine, history: OfflineHist
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    if counts.failed_or_dead_lettered and not args.exit_zero:
+        return ExitCode.RECORDS_FAILED
     return ExitCode.OK
+
+
+_SUMMARY_KEYS = ("pass", "fail", "not_applicable", "dead_letter")
+
+
+class OutcomeCounts:
+    """How many results were pass, fail, not_applicable or dead letters, counted as they stream past."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+
+    def counted(self, results: Iterable[tuple[int, Evaluation]]) -> Iterator[tuple[int, Evaluation]]:
+        for item in results:
+            evaluation = item[1]
+            if isinstance(evaluation, DeadLettered):
+                self._counts["dead_letter"] += 1
+            elif isinstance(evaluation, Verdict):
+                self._counts[evaluation.outcome.value] += 1
+            else:
+                # Not offline: the claim history judges each deferred claim as soon as it is made.
+                self._counts["deferred"] += 1
+            yield item
+
+    @property
+    def failed_or_dead_lettered(self) -> bool:
+        return bool(self._counts["fail"] or self._counts["dead_letter"])
+
+    def summary(self) -> str:
+        """e.g. `19 records: 5 pass, 10 fail, 2 not applicable, 2 dead letter`."""
+        parts = ", ".join(f"{self._counts[key]} {key.replace('_', ' ')}" for key in _SUMMARY_KEYS)
+        return f"{sum(self._counts.values())} records: {parts}"
+
+    def __repr__(self) -> str:
+        return f"<OutcomeCounts {dict(self._counts)}>"
 
 
 def _results(
@@ -256,43 +303,14 @@ def _write_jsonl(results: Iterable[tuple[int, Evaluation]], out: BinaryIO) -> No
 
 
 def _write_table(results: Iterable[tuple[int, Evaluation]], out: TextIO) -> None:
-    counts: Counter[str] = Counter()
-    out.write(f"{'LINE':>6}  {'CLAIM':<24} OUTCOME\n")
+    table = VerdictTable(out)
+    table.header()
     for number, evaluation in results:
         if isinstance(evaluation, DeadLettered):
-            counts["dead_letter"] += 1
-            out.write(f"{number:>6}  {'-':<24} dead letter: {evaluation.reason.value}: {evaluation.error}\n")
-            continue
-        result = ClaimValidated.model_validate_json(evaluation.value)  # the table needs every finding's details
-        counts[result.outcome.value] += 1
-        severities = Counter(finding.severity.value for finding in result.findings)
-        summary = ", ".join(
-            f"{count} {severity}{'' if count == 1 else 's'}" for severity, count in sorted(severities.items())
-        )
-        out.write(
-            f"{number:>6}  {result.claim_id:<24} {result.outcome.value}{'  (' + summary + ')' if summary else ''}\n"
-        )
-        for finding in result.findings:
-            where = f"line {finding.line_number}" if finding.line_number is not None else "claim"
-            codes = " ".join(
-                part
-                for part in (
-                    f"{finding.group_code.value}-{finding.carc}" if finding.group_code and finding.carc else "",
-                    f"CARC {finding.carc}" if finding.carc and not finding.group_code else "",
-                    " ".join(finding.rarc),
-                )
-                if part
-            )
-            suffix = f"  [{codes}]" if codes else ""
-            out.write(f"{'':8}{finding.severity.value:<8} {where:<8} {finding.rule_id}{suffix}\n")
-            out.write(f"{'':26}{finding.message}\n")
-        for skipped in result.not_evaluated:
-            out.write(f"{'':8}{'skipped':<8} {'':<8} {skipped.rule_id}: {skipped.reason}\n")
-    total = sum(counts.values())
-    parts = ", ".join(
-        f"{counts[key]} {key.replace('_', ' ')}" for key in ("pass", "fail", "not_applicable", "dead_letter")
-    )
-    out.write(f"\n{total} records: {parts}\n")
+            table.dead_letter(str(number), evaluation.reason.value, evaluation.error)
+        else:
+            # The table needs every finding's details, which only the verdict's JSON carries.
+            table.verdict(str(number), ClaimValidated.model_validate_json(evaluation.value))
 
 
 def silence_stdout() -> None:

@@ -45,8 +45,10 @@ def test_validate_gives_each_claim_of_a_file_the_history_findings_of_the_rules_f
 
     code, lines = _validate(capsysbinary, str(path))
 
-    assert code == ExitCode.OK  # failing claims are results, not errors
     expected = fold(engine, documents)
+    # Every line is processed; like a linter, validate exits 6 when a claim fails (issue 17, U2).
+    failed = any(verdict.outcome.value == "fail" for verdict in expected)
+    assert code == (ExitCode.RECORDS_FAILED if failed else ExitCode.OK)
     assert [history_findings(line, engine) for line in lines] == [sorted(claim.expect) for claim in sequence.claims]
     assert [json.loads(line)["outcome"] for line in lines] == [verdict.outcome.value for verdict in expected]
 
