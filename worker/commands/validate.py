@@ -111,6 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 0 even when a record fails or is dead-lettered (default: exit 6 then)",
     )
+    _add_history_arguments(parser)
+    _add_progress_arguments(parser)
+
+
+def _add_history_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history",
         action=argparse.BooleanOptionalAction,
@@ -125,6 +130,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="keep the history in DIR from run to run (needs CLAIMS_HISTORY_KEY); default: in memory, this run only",
     )
+
+
+def _add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
