@@ -43,7 +43,7 @@ from worker.metrics import WorkerMetrics
 from worker.observer import ObserverChain
 from worker.probes import HealthState, ProbeServer
 from worker.rebalance import KafkaRebalanceListener, RebalanceHandler
-from worker.retry import BackoffDelays, BrokerOutageError, OutageClock
+from worker.retry import BackoffDelays, BrokerOutageError, OutageClock, OutageLog
 from worker.routing import Routes
 from worker.settings import DeliveryMode, WorkerSettings, env_name, unknown_env_settings
 from worker.shutdown import ShutdownSignal, install_signal_handlers
@@ -138,11 +138,21 @@ def _run(
 ) -> ExitCode:
     log = structlog.get_logger()
     with contextlib.ExitStack() as on_failure:  # closes what was opened if start-up does not get to the loop
-        consumer = _connect(lambda: KafkaConsumerAdapter(settings), settings, shutdown, what="consumer")
+        consumer = _connect(
+            lambda timeout_s: KafkaConsumerAdapter(settings, bootstrap_timeout_s=timeout_s),
+            settings,
+            shutdown,
+            what="consumer",
+        )
         if consumer is None:
             return ExitCode.OK
         on_failure.callback(consumer.close, 2.0)
-        producer = _connect(lambda: KafkaProducerAdapter(settings), settings, shutdown, what="producer")
+        producer = _connect(
+            lambda timeout_s: KafkaProducerAdapter(settings, bootstrap_timeout_s=timeout_s),
+            settings,
+            shutdown,
+            what="producer",
+        )
         if producer is None:
             return ExitCode.OK
         on_failure.callback(producer.close, 2.0)
@@ -212,7 +222,12 @@ def _history(
 ) -> HistoryRuntime | None:
     """Claim history's partitions and stage (None if a stop was requested while connecting)."""
     _check_copartitioned(consumer, settings)
-    changelog = _connect(lambda: KafkaChangelogReader(settings), settings, shutdown, what="changelog reader")
+    changelog = _connect(
+        lambda timeout_s: KafkaChangelogReader(settings, bootstrap_timeout_s=timeout_s),
+        settings,
+        shutdown,
+        what="changelog reader",
+    )
     if changelog is None:
         return None
     partitions = HistoryPartitions(
@@ -278,26 +293,34 @@ def _start_probe_server(settings: WorkerSettings, registry: CollectorRegistry, h
         ) from None
 
 
-def _connect(factory: Callable[[], T], settings: WorkerSettings, shutdown: ShutdownSignal, *, what: str) -> T | None:
-    """Create a Kafka client, retrying while the broker is unreachable; None if a stop was requested meanwhile."""
-    log = structlog.get_logger()
+def _connect(
+    factory: Callable[[float], T], settings: WorkerSettings, shutdown: ShutdownSignal, *, what: str
+) -> T | None:
+    """Create a Kafka client (`factory(bootstrap_timeout_s)`), retrying while the broker is unreachable; None if a
+    stop was requested meanwhile. Each attempt and each wait ends before the outage bound, so an unreachable broker
+    ends start-up with exit 4 within about `CLAIMS_MAX_OUTAGE_S`."""
     outage = OutageClock(max_outage_s=settings.max_outage_s)
+    outage_log = OutageLog()
     backoff = BackoffDelays(initial_s=settings.retry_backoff_initial_s, max_s=settings.retry_backoff_max_s)
     while not shutdown.requested:
         started = time.monotonic()
         try:
-            return factory()
+            client = factory(max(0.5, outage.remaining_s()))
         except KafkaConfigError as error:
             raise StartupError(ExitCode.CONFIG, f"the broker rejected the {what} configuration: {error}") from None
         except BrokerUnavailableError as error:
-            log.warning("kafka.unavailable", client=what, error=str(error), outage_s=round(outage.outage_s, 1))
+            # Logged first: an attempt bounded by the outage's remaining time may itself end the outage.
+            outage_log.failed(str(error), outage_s=outage.outage_s or time.monotonic() - started, client=what)
             try:
                 outage.failed(str(error), started=started)
             except BrokerOutageError as outage_error:
                 raise StartupError(ExitCode.BROKER_OUTAGE, str(outage_error)) from None
         except KafkaIOError as error:
             raise StartupError(ExitCode.FAILURE, f"could not create the Kafka {what}: {error}") from None
-        shutdown.wait(backoff.next_delay_s())
+        else:
+            outage_log.recovered(outage_s=outage.outage_s)
+            return client
+        shutdown.wait(min(backoff.next_delay_s(), max(0.0, outage.remaining_s())))
     return None
 
 

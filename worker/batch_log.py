@@ -4,7 +4,8 @@
   partitions of a delivered batch.
 - `claim.dead_lettered` (warning): reason, error and Kafka coordinates of each dead letter, after it is durable.
 - `claim.failed` (debug only): claim id, rule ids and coordinates of each failing claim.
-- `batch.failed` (warning) and `kafka.commit_failed` (warning): a delivery or an offset commit that failed.
+- `batch.failed` (warning) and `kafka.commit_failed` (warning): a delivery or an offset commit that failed, but
+  for the broker being unavailable: an outage has its own few lines (`worker.retry.OutageLog`).
 
 Lines carry claim ids, codes, rule ids and Kafka coordinates, never claim contents (patient data).
 """
@@ -18,7 +19,7 @@ import structlog
 from schemas.verdict import Outcome
 from worker.batch import BatchResult
 from worker.evaluator import Verdict
-from worker.kafka_io import KafkaIOError
+from worker.kafka_io import BrokerUnavailableError, KafkaIOError
 from worker.observer import Observer
 from worker.recovery import Stage
 from worker.routing import DLQ_ERROR_MAX_CHARS, DLQ_OMITTED
@@ -70,12 +71,14 @@ class BatchLog(Observer):
         )
 
     def batch_retried(self, stage: Stage, error: KafkaIOError, partitions: tuple[int, ...]) -> None:
+        if isinstance(error, BrokerUnavailableError):
+            return  # the outage lines (worker.retry.OutageLog) tell of it, not one line per retry
         self._log.warning(
             "batch.failed", stage=stage.value, error=str(error), partitions=list(partitions), retriable=error.retriable
         )
 
     def commit_finished(self, error: KafkaIOError | None, partitions: tuple[int, ...]) -> None:
-        if error is not None:
+        if error is not None and not isinstance(error, BrokerUnavailableError):
             self._log.warning(
                 "kafka.commit_failed", stage=Stage.COMMIT.value, error=str(error), partitions=list(partitions)
             )

@@ -360,6 +360,17 @@ def _construct(factory: Callable[[], T]) -> T:
         manager_log.removeFilter(recorder)
 
 
+def _bounded_bootstrap(options: dict[str, Any], timeout_s: float | None) -> dict[str, Any]:
+    """`options` with the bootstrap wait cut to `timeout_s` (at least half a second), so that a client created during
+    an outage gives up before the outage bound passes."""
+    if timeout_s is None:
+        return options
+    return {
+        **options,
+        "bootstrap_timeout_ms": max(500, min(int(options["bootstrap_timeout_ms"]), int(timeout_s * 1000))),
+    }
+
+
 def _to_kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[Any, Any]:
     return {
         KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()
@@ -369,10 +380,11 @@ def _to_kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[Any, Any]:
 class KafkaConsumerAdapter:
     """`ConsumerPort` on a kafka-python `KafkaConsumer` (auto-commit off, cooperative-sticky assignment)."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
-        """Connect and bootstrap. Raises `BrokerUnavailableError` or `KafkaConfigError`."""
+    def __init__(self, settings: WorkerSettings, *, bootstrap_timeout_s: float | None = None) -> None:
+        """Connect and bootstrap, within `bootstrap_timeout_s` (default: the settings' bound). Raises
+        `BrokerUnavailableError` or `KafkaConfigError`."""
         self._settings = settings
-        options = consumer_options(settings)
+        options = _bounded_bootstrap(consumer_options(settings), bootstrap_timeout_s)
         self._consumer: Any = _construct(lambda: KafkaConsumer(**options))
 
     def topics(self) -> set[str]:
@@ -474,8 +486,9 @@ class KafkaConsumerAdapter:
 class KafkaProducerAdapter:
     """`ProducerPort` on a kafka-python `KafkaProducer`: idempotent, acks=all; transactional in exactly_once."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
-        """Connect (and in exactly_once, `init_transactions()`, which aborts our predecessor's open transaction).
+    def __init__(self, settings: WorkerSettings, *, bootstrap_timeout_s: float | None = None) -> None:
+        """Connect (and in exactly_once, `init_transactions()`, which aborts our predecessor's open transaction),
+        within about `bootstrap_timeout_s` (default: the settings' bounds).
 
         Raises `BrokerUnavailableError`, `KafkaConfigError` or `ProducerFencedError`.
         """
@@ -483,14 +496,14 @@ class KafkaProducerAdapter:
         self._transactional = settings.delivery is DeliveryMode.EXACTLY_ONCE
         self._pending: list[Any] = []
         self._sent = 0
-        options = producer_options(settings)
+        options = _bounded_bootstrap(producer_options(settings), bootstrap_timeout_s)
         self._producer: Any = _construct(lambda: KafkaProducer(**options))
         if self._transactional:
             try:
                 with kafka_errors_classified():
                     call_with_deadline(
                         self._producer.init_transactions,
-                        settings.request_timeout_ms / 1000 * 2,
+                        min(settings.request_timeout_ms / 1000 * 2, bootstrap_timeout_s or float("inf")),
                         what="init-transactions",
                     )
             except KafkaIOError:
@@ -591,7 +604,7 @@ class KafkaChangelogReader:
     read_committed consumer reports the last stable offset, which stops at an open transaction.
     """
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, *, bootstrap_timeout_s: float | None = None) -> None:
         """Raises `BrokerUnavailableError` or `KafkaConfigError`."""
         self._topic = settings.changelog_topic
         self._settings = settings
@@ -606,6 +619,7 @@ class KafkaChangelogReader:
             "max_partition_fetch_bytes": settings.max_partition_fetch_bytes,
             "fetch_max_bytes": settings.fetch_max_bytes,
         }
+        options = _bounded_bootstrap(options, bootstrap_timeout_s)
         self._consumer: Any = _construct(lambda: KafkaConsumer(**options))
         self._probe: Any = None if settings.delivery is DeliveryMode.EXACTLY_ONCE else self._consumer
 

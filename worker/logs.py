@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -101,11 +103,49 @@ def configure_logging(
         if getattr(existing, "_claims_worker", False):
             root.removeHandler(existing)
     handler._claims_worker = True  # type: ignore[attr-defined]
+    if level != "debug":
+        handler.addFilter(RepeatLimiter(KAFKA_REPEAT_WINDOW_S))
     root.addHandler(handler)
     root.setLevel(max(_LEVELS.get(level, logging.INFO), logging.INFO))
-    # kafka-python logs record keys and values at DEBUG, and every reconnect attempt at INFO/WARNING.
+    # kafka-python logs record keys and values at DEBUG. The logger stays at WARNING (the adapter's bootstrap-failure
+    # filter reads those records); the handler's limiter keeps a reconnect loop from flooding the log.
     logging.getLogger("kafka").setLevel(logging.WARNING)
     return chosen
+
+
+KAFKA_REPEAT_WINDOW_S = 60.0
+
+
+class RepeatLimiter:
+    """Logging filter: each kafka-python message shown at most once per window.
+
+    kafka-python 3 logs every failed reconnect at ERROR (`Connection failed: ...`, `...: Connection lost: ...`), several
+    a second while a broker is down; the worker's own outage lines (`kafka.unavailable`, `kafka.still_unavailable`,
+    `kafka.available`) say what matters. The first line of each kind is shown, repeats within `window_s` are counted,
+    and the next one shown says how many were hidden. Kinds are the unformatted message (the node and error are
+    arguments), so a new kind of error is never hidden behind an old one. At log level debug nothing is limited.
+    """
+
+    def __init__(self, window_s: float, clock: Any = time.monotonic) -> None:
+        self._window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._shown: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.name == "kafka" or record.name.startswith("kafka.")):
+            return True
+        kind = (record.name, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            last_shown, hidden = self._shown.get(kind, (None, 0))
+            if last_shown is not None and now - last_shown < self._window_s:
+                self._shown[kind] = (last_shown, hidden + 1)
+                return False
+            self._shown[kind] = (now, 0)
+        if hidden:
+            record.msg = f"{record.msg} (and {hidden} more like it in the last {self._window_s:.0f} s)"
+        return True
 
 
 def get_logger(**context: Any) -> Any:

@@ -27,7 +27,7 @@ from worker.kafka_io import ConsumerPort, KafkaIOError, TopicPartition
 from worker.observer import ObserverChain
 from worker.probes import HealthState
 from worker.recovery import Backoff, Decision, Rewind, Stage, Stop, decide
-from worker.retry import BackoffDelays, BrokerOutageError, OutageClock
+from worker.retry import BackoffDelays, BrokerOutageError, OutageClock, OutageLog
 from worker.settings import WorkerSettings
 from worker.shutdown import ShutdownSignal
 from worker.sink import DeliveryFailed, Sink
@@ -108,6 +108,7 @@ class ValidationLoop:
             initial_s=options.retry_backoff_initial_s, max_s=options.retry_backoff_max_s
         )
         self._outage = OutageClock(max_outage_s=options.max_outage_s, clock=clock)
+        self._outage_log = OutageLog(clock=clock)
         self._log = structlog.get_logger()
         self._last_probe = float("-inf")
         self.batches = 0
@@ -213,6 +214,7 @@ class ValidationLoop:
                     self._outage.failed(f"{stage}: {error}", started=started)
                 except BrokerOutageError as outage:
                     raise LoopStopped(ExitCode.BROKER_OUTAGE, str(outage)) from None
+                self._outage_log.failed(str(error), outage_s=self._outage.outage_s, stage=stage.value)
                 delay = self._backoff.next_delay_s()
                 remaining = self._shutdown.remaining_s()
                 self._shutdown.wait(delay if remaining is None else min(delay, remaining))
@@ -237,12 +239,8 @@ class ValidationLoop:
         try:
             ends = self._consumer.end_offsets(probe, self._wait_budget_s(self._options.probe_timeout_s))
         except KafkaIOError as error:
-            outage_s = self._outage.outage_s if self._outage.in_outage else self._clock() - now
-            self._log.warning("kafka.unavailable", error=str(error), outage_s=round(outage_s, 1))
             self._failed(error, Stage.PROBE, started=now)
             return
-        if self._outage.in_outage:
-            self._log.info("kafka.available", outage_s=round(self._outage.outage_s, 1))
         self._broker_answered()
         self._observer.polled(self._wall_clock())
         self._report_lag({tp: ends.get(tp) for tp in assigned}, {tp: self._position(tp) for tp in assigned})
@@ -264,6 +262,7 @@ class ValidationLoop:
     # --- helpers --------------------------------------------------------------------------------------------------
 
     def _broker_answered(self) -> None:
+        self._outage_log.recovered(outage_s=self._outage.outage_s)
         self._outage.succeeded()
         self._backoff.reset()
         self._set_ready(True)

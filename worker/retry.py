@@ -9,6 +9,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
+
+import structlog
 
 
 class BrokerOutageError(Exception):
@@ -74,3 +77,43 @@ class OutageClock:
 
     def __repr__(self) -> str:
         return f"<OutageClock outage_s={self.outage_s:.1f} max_outage_s={self._max_outage_s}>"
+
+
+class OutageLog:
+    """The log lines of a broker outage: `kafka.unavailable` when it starts, `kafka.still_unavailable` at most every
+    `every_s` seconds while it lasts (with its length and the failed attempts since the last line), and
+    `kafka.available` when it ends. Whatever fails how often, a 30 s outage is three or four lines."""
+
+    def __init__(self, *, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every_s = every_s
+        self._clock = clock
+        self._active = False
+        self._last_line = 0.0
+        self._attempts = 0
+        self._log = structlog.get_logger()
+
+    def failed(self, error: str, *, outage_s: float, **context: Any) -> None:
+        """One failed attempt during an outage that has lasted `outage_s` seconds."""
+        self._attempts += 1
+        now = self._clock()
+        if not self._active:
+            self._active = True
+            self._log.warning("kafka.unavailable", error=error, outage_s=round(outage_s, 1), **context)
+        elif now - self._last_line >= self._every_s:
+            self._log.warning(
+                "kafka.still_unavailable", error=error, outage_s=round(outage_s, 1), attempts=self._attempts, **context
+            )
+        else:
+            return
+        self._last_line = now
+        self._attempts = 0
+
+    def recovered(self, *, outage_s: float) -> None:
+        """The broker answered again (nothing is logged when there was no outage)."""
+        if self._active:
+            self._log.info("kafka.available", outage_s=round(outage_s, 1))
+            self._active = False
+            self._attempts = 0
+
+    def __repr__(self) -> str:
+        return f"<OutageLog active={self._active} attempts={self._attempts}>"

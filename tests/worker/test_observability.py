@@ -19,7 +19,7 @@ from tests.worker.fakes import FakeRecord
 from worker.batch import BatchResult, Processed
 from worker.evaluator import Verdict
 from worker.kafka_io import TopicPartition
-from worker.logs import REDACTED, configure_logging, resolve_format
+from worker.logs import REDACTED, RepeatLimiter, configure_logging, resolve_format
 from worker.metrics import MAX_RULE_LABELS, WorkerMetrics
 from worker.probes import HealthState, ProbeServer
 from worker.retry import BackoffDelays, BrokerOutageError, OutageClock
@@ -64,6 +64,37 @@ def test_kafka_python_is_never_logged_at_debug_because_it_prints_record_values(c
     assert "patient data" not in text
     [line] = json_lines(text)
     assert (line["event"], line["logger"], line["level"]) == ("connection to node-1 lost", "kafka.conn", "warning")
+
+
+def _kafka_record(message: str, *args: object, name: str = "kafka.net.manager") -> logging.LogRecord:
+    return logging.LogRecord(name, logging.ERROR, __file__, 1, message, args, None)
+
+
+def test_a_repeating_kafka_python_line_is_shown_once_a_window_with_a_count_of_those_hidden() -> None:
+    now = [0.0]
+    limiter = RepeatLimiter(60.0, clock=lambda: now[0])
+
+    shown = []
+    for second in range(0, 130, 1):  # a reconnect loop: one failure a second for a little over two minutes
+        now[0] = float(second)
+        record = _kafka_record("Connection failed: %s", "KafkaConnectionError: 111 ECONNREFUSED")
+        if limiter.filter(record):
+            shown.append((second, record.getMessage()))
+
+    assert [second for second, _ in shown] == [0, 60, 120]
+    assert shown[0][1] == "Connection failed: KafkaConnectionError: 111 ECONNREFUSED"
+    assert shown[1][1].endswith("(and 59 more like it in the last 60 s)")
+
+
+def test_a_new_kind_of_kafka_python_line_is_not_hidden_behind_a_repeating_one() -> None:
+    limiter = RepeatLimiter(60.0, clock=lambda: 5.0)
+    assert limiter.filter(_kafka_record("Connection failed: %s", "refused"))
+    assert not limiter.filter(_kafka_record("Connection failed: %s", "refused"))
+
+    assert limiter.filter(_kafka_record("SASL authentication failed: %s", "bad password"))
+    assert limiter.filter(_kafka_record("Connection failed: %s", "refused", name="kafka.net.connection"))
+    assert limiter.filter(logging.LogRecord("worker", logging.ERROR, __file__, 1, "Connection failed", (), None))
+    assert limiter.filter(logging.LogRecord("worker", logging.ERROR, __file__, 1, "Connection failed", (), None))
 
 
 def test_log_format_defaults_to_console_on_a_tty_and_json_otherwise() -> None:
