@@ -142,23 +142,27 @@ def partition_of(store: Path) -> int:
     return int(store.name.rsplit("-", 1)[1])
 
 
-def corrupt(store: Path, how: str) -> None:
+def corrupt(store: Path, how: str) -> bool:
     """Damage a store directory: `current` (CURRENT overwritten), `manifest` (MANIFEST truncated), `block` (one
-    byte flipped early in the largest SST file: a data block, not read when the store opens)."""
+    byte flipped early in the largest SST file: a data block, not read when the store opens). False when there was
+    nothing to damage that way (`block` on a store whose writes never left its memtables)."""
     if how == "current":
         (store / "CURRENT").write_bytes(b"\x00not a manifest name")
     elif how == "manifest":
-        for manifest in store.glob("MANIFEST-*"):
+        manifests = list(store.glob("MANIFEST-*"))
+        for manifest in manifests:
             manifest.write_bytes(manifest.read_bytes()[:20])
+        return bool(manifests)
     elif how == "block":
         tables = sorted(store.glob("*.sst"), key=lambda table: table.stat().st_size)
         if not tables:
-            raise ScenarioError(f"no SST file in {store} to corrupt")
+            return False
         data = bytearray(tables[-1].read_bytes())
         data[min(2000, len(data) // 4)] ^= 0xFF
         tables[-1].write_bytes(bytes(data))
     else:
         raise ValueError(f"unknown corruption {how!r} (one of {', '.join(CORRUPTIONS)})")
+    return True
 
 
 def history_store_damage(run: Run, plan: Plan) -> None:
@@ -215,8 +219,8 @@ def _damage_stores(run: Run, plan: Plan) -> dict[int, str]:
     corrupted = {}
     for number, store in enumerate(stores[half:]):
         how = plan.corruptions[number % len(plan.corruptions)]
-        corrupt(store, how)
-        corrupted[partition_of(store)] = how
+        if corrupt(store, how):
+            corrupted[partition_of(store)] = how
     deleted = sorted(partition_of(store) for store in stores[:half])
     damaged = dict(sorted(corrupted.items()))
     run.faults.append(f"{run.at()} store directories deleted: partitions {deleted}; corrupted: {damaged}")
