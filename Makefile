@@ -16,7 +16,7 @@ help:
 	@echo "make kafka-up    start (or reuse) the local broker on KAFKA_PORT (default 9092)"
 	@echo "make kafka-down  stop it"
 	@echo "make lint        ruff and mypy --strict"
-	@echo "make chaos       fault injection on a real broker (kill -9, broker restart/outage, rebalances, SIGTERM); reports/chaos.json"
+	@echo "make chaos       fault injection on a real broker (kill -9, broker restart/outage, rebalances, SIGTERM, claim history); reports/chaos.json"
 	@echo "make bench       benchmarks on a real broker (BENCH_CLAIMS=<n> for a quicker run); reports/bench.json"
 	@echo "make audit       pip-audit of constraints.txt (exit 3: no vulnerability source answered)"
 

@@ -12,7 +12,8 @@ import uuid
 from pathlib import Path
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+
+from worker.topic_set import TopicSet
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
@@ -75,41 +76,16 @@ class Broker:
     def admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-admin", request_timeout_ms=30_000)
 
-    def create_topics(self, prefix: str, *, input_partitions: int) -> Topics:
-        """Fresh input, pass, fail and dead-letter topics named `<prefix>.<random>.<role>`."""
-        base = f"{prefix}.{uuid.uuid4().hex[:6]}"
-        topics = Topics(f"{base}.in", f"{base}.pass", f"{base}.fail", f"{base}.dlq")
+    def create_topics(self, prefix: str, *, partitions: int, output_partitions: int) -> TopicSet:
+        """Fresh topics named `<prefix>.<random>.<role>`: the input and claim history's two (the changelog
+        compacted) with `partitions`, the outputs with `output_partitions` (`TopicSet.new_topics`)."""
+        topics = TopicSet.prefixed(f"{prefix}.{uuid.uuid4().hex[:6]}")
         admin = self.admin()
         try:
             admin.create_topics(
-                [
-                    NewTopic(topics.input, input_partitions, 1),
-                    NewTopic(topics.passed, 3, 1),
-                    NewTopic(topics.failed, 3, 1),
-                    NewTopic(topics.dlq, 1, 1),
-                ],
+                topics.new_topics(partitions=partitions, output_partitions=output_partitions),
                 wait_for_metadata=True,
             )
         finally:
             admin.close()
         return topics
-
-
-class Topics:
-    def __init__(self, input_topic: str, passed: str, failed: str, dlq: str) -> None:
-        self.input = input_topic
-        self.passed = passed
-        self.failed = failed
-        self.dlq = dlq
-
-    @property
-    def outputs(self) -> tuple[str, str, str]:
-        return (self.passed, self.failed, self.dlq)
-
-    def env(self) -> dict[str, str]:
-        return {
-            "CLAIMS_INPUT_TOPIC": self.input,
-            "CLAIMS_PASS_TOPIC": self.passed,
-            "CLAIMS_FAIL_TOPIC": self.failed,
-            "CLAIMS_DLQ_TOPIC": self.dlq,
-        }

@@ -1,8 +1,13 @@
-"""The five fault-injection scenarios of issue 8; each runs in one delivery mode and returns its report entry.
+"""The five fault-injection scenarios of issue 8, and the `Run` every scenario (these and the claim-history ones of
+`chaos.history_scenarios`) works with; each runs in one delivery mode and returns its report entry.
 
 Every wait is bounded; every random choice comes from the run's seeded `random.Random`, so a failing run can be
 repeated with `--seed`. The faults land at random moments *after* the worker has started processing (its first
 `batch.processed` log line in that life), so they hit a working worker, not one still joining its group.
+
+Claim history is on in every scenario (the worker's default): each run's topics include the repartition topic and
+the compacted changelog, each run's workers keep their stores under the run's log directory, and every run ends
+with the history oracle (`chaos.oracle`) besides the ledger.
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.broker import Broker, Topics
+from chaos import oracle
+from chaos.broker import Broker
 from chaos.ledger import Progress, final_tally
 from chaos.traffic import Publisher, claims
-from chaos.workers import ScenarioError, WorkerProcess
+from chaos.workers import FAULTY_WORKER_MODULE, WORKER_MODULE, ScenarioError, WorkerProcess
+from rules.engine import RuleEngine
+from worker.topic_set import TopicSet
 
-INPUT_PARTITIONS = 6
+INPUT_PARTITIONS = 6  # the input topic's, and claim history's two topics'
+OUTPUT_PARTITIONS = 3
 # Long outage: the worker's bound, and its request timeout (so a blocked call cannot outlast the outage check).
 OUTAGE_MAX_S = 8
 OUTAGE_REQUEST_TIMEOUT_MS = 10_000
@@ -33,6 +42,8 @@ class Plan:
 
     claims: int
     stream_s: float
+    padding: int = 0  # changelog entries written before the workers start (the restore scenario)
+    corruptions: tuple[str, ...] = ("current", "manifest")  # how the store-damage scenario corrupts stores
 
 
 @dataclass
@@ -44,7 +55,8 @@ class Run:
     broker: Broker
     log_dir: Path
     rng: random.Random
-    topics: Topics = field(init=False)
+    engine: RuleEngine
+    topics: TopicSet = field(init=False)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     workers: list[WorkerProcess] = field(default_factory=list)
     ended: list[WorkerProcess] = field(default_factory=list)
@@ -57,8 +69,13 @@ class Run:
 
     def __post_init__(self) -> None:
         self.topics = self.broker.create_topics(
-            f"chaos.{self.scenario}.{self.delivery}", input_partitions=INPUT_PARTITIONS
+            f"chaos.{self.scenario}.{self.delivery}", partitions=INPUT_PARTITIONS, output_partitions=OUTPUT_PARTITIONS
         )
+
+    @property
+    def state_dir(self) -> Path:
+        """Every worker's local stores: `<state_dir>/<group>/<worker id>/<repartition topic>-<partition>`."""
+        return self.log_dir / "state"
 
     @property
     def group(self) -> str:
@@ -67,17 +84,31 @@ class Run:
     def at(self) -> str:
         return f"{time.monotonic() - self.began:.1f}s"
 
-    def start_worker(self, name: str, **settings: str) -> WorkerProcess:
-        """A worker of this run's group; `name` is its CLAIMS_WORKER_ID (stable across its restarts)."""
+    def worker_id(self, name: str) -> str:
+        return f"{name}-{self.run_id}"
+
+    def start_worker(
+        self, name: str, *, fault: str | None = None, gate: str | None = None, **settings: str
+    ) -> WorkerProcess:
+        """A worker of this run's group; `name` is its CLAIMS_WORKER_ID (stable across its restarts).
+
+        `fault` (`<point>:<n>`) and `gate` (the path of a file to wait for) run it through `chaos.faulty_worker`.
+        """
         env = {
             "CLAIMS_DELIVERY": self.delivery,
             "CLAIMS_GROUP_ID": self.group,
-            "CLAIMS_WORKER_ID": f"{name}-{self.run_id}",
+            "CLAIMS_WORKER_ID": self.worker_id(name),
+            "CLAIMS_STATE_DIR": str(self.state_dir),
             **{f"CLAIMS_{key.upper()}": value for key, value in settings.items()},
         }
+        if fault is not None:
+            env["CHAOS_FAULT"] = fault
+        if gate is not None:
+            env["CHAOS_START_GATE"] = gate
         life = sum(1 for worker in self.workers if worker.name == name)
+        module = FAULTY_WORKER_MODULE if fault is not None or gate is not None else WORKER_MODULE
         worker = WorkerProcess(
-            name, self.broker.bootstrap, self.topics, self.log_dir / f"{name}.{life}.log", settings=env
+            name, self.broker.bootstrap, self.topics, self.log_dir / f"{name}.{life}.log", settings=env, module=module
         )
         self.workers.append(worker)
         return worker
@@ -99,8 +130,11 @@ class Run:
             self.problems.append(f"{worker.name} exited with {code} after SIGTERM (expected {expected})")
         return took
 
-    def publish(self, plan: Plan, *, wait: bool = False) -> Publisher:
-        records = claims(plan.claims, self.run_id)
+    def publish(
+        self, plan: Plan, *, wait: bool = False, records: list[tuple[bytes | None, bytes]] | None = None
+    ) -> Publisher:
+        """Stream `records` (default: `plan.claims` example claims) over `plan.stream_s`."""
+        records = claims(plan.claims, self.run_id) if records is None else records
         publisher = Publisher(self.broker.bootstrap, self.topics.input, records, plan.claims / plan.stream_s).start()
         if wait:
             publisher.join(timeout_s=plan.stream_s + 120)
@@ -137,6 +171,8 @@ class Run:
                 self.end(worker, None, worker.process.returncode)
         tally = final_tally(self.broker.bootstrap, self.topics.input, self.topics.outputs)
         exactly_once = self.delivery == "exactly_once"
+        history = oracle.check(self.broker.bootstrap, self.topics, self.engine)
+        self.problems.extend(history.problems(exactly_once=exactly_once))
         if tally.lost:
             self.problems.append(f"{tally.lost} input(s) without an output, e.g. {tally.lost_sample}")
         if tally.unexpected:
@@ -157,6 +193,8 @@ class Run:
             "restarts": self.restarts,
             "broker_restarts": self.broker_restarts,
             "wall_s": round(time.monotonic() - self.began, 1),
+            "history": history.summary(),
+            "oracle": "ok" if not history.problems(exactly_once=exactly_once) else "FAILED",
             "ok": not self.problems,
             "problems": self.problems,
             "faults": self.faults,
@@ -170,7 +208,8 @@ class Run:
             worker.ensure_stopped()
 
 
-def _pause(rng: random.Random, low_s: float, high_s: float) -> None:
+def pause(rng: random.Random, low_s: float, high_s: float) -> None:
+    """Sleep a random time in [low_s, high_s]."""
     time.sleep(rng.uniform(low_s, high_s))
 
 
@@ -205,7 +244,7 @@ def broker_restart(run: Run, plan: Plan) -> None:
     publisher = run.publish(plan)
     worker = run.start_worker("w1", batch_max_records="200")
     worker.wait_for_batches(3)
-    _pause(run.rng, 0.2, 2.0)
+    pause(run.rng, 0.2, 2.0)
     down = run.broker.stop()
     up = run.broker.start()
     run.broker_restarts += 1
@@ -231,7 +270,7 @@ def long_outage(run: Run, plan: Plan) -> None:
     publisher = run.publish(plan)
     worker = run.start_worker("w1", **settings)
     worker.wait_for_batches(3)
-    _pause(run.rng, 0.2, 2.0)
+    pause(run.rng, 0.2, 2.0)
     run.broker.stop()
     down_at = time.monotonic()
     run.faults.append(f"{run.at()} broker stopped")
@@ -265,9 +304,9 @@ def rebalances(run: Run, plan: Plan) -> None:
             if worker.process.poll() is not None:
                 raise ScenarioError(f"{worker.name} exited with {worker.process.returncode} while joining")
         time.sleep(0.1)
-    _pause(run.rng, 0.2, 2.0)
+    pause(run.rng, 0.2, 2.0)
     run.kill9(run.rng.choice(workers))
-    _pause(run.rng, 2.0, 5.0)
+    pause(run.rng, 2.0, 5.0)
     run.start_worker("w4", batch_max_records="200")
     run.faults.append(f"{run.at()} w4 added")
     run.wait_complete(publisher)
@@ -295,7 +334,7 @@ def graceful_stop(run: Run, plan: Plan, *, stops: int = 3) -> None:
         if life == stops:
             break
         worker.wait_for_batches(1)
-        _pause(run.rng, 0.05, 0.5)
+        pause(run.rng, 0.05, 0.5)
         processed = worker.records_processed()
         took = run.sigterm(worker)
         run.faults.append(f"{run.at()} SIGTERM {worker.name} (after {processed} records; stopped in {took:.1f}s)")

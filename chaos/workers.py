@@ -13,11 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chaos.broker import REPO_ROOT, Topics, free_port
+from chaos.broker import REPO_ROOT, free_port
+from worker.topic_set import TopicSet
 
 # Every worker of the harness: failover within seconds (the broker's minimum session timeout is 6 s), and a
 # killed exactly-once worker's open transaction aborted by the coordinator within seconds rather than a minute.
+# Claim history is on (the worker's default); its member-key secret is a fixed test value (the harness' claims
+# carry fictional member ids only).
 BASE_SETTINGS = {
+    "CLAIMS_HISTORY_KEY": "chaos-history-key-not-a-secret",
     "CLAIMS_SESSION_TIMEOUT_MS": "6000",
     "CLAIMS_HEARTBEAT_INTERVAL_MS": "1000",
     "CLAIMS_TRANSACTION_TIMEOUT_MS": "10000",
@@ -28,14 +32,32 @@ BASE_SETTINGS = {
 }
 
 
-class WorkerProcess:
-    """One `claims-worker run` process; its stdout and stderr (JSON log lines) go to `log_path`."""
+# The worker's own entry point, and the harness' wrapper of it that arms one fault (chaos/faulty_worker.py).
+WORKER_MODULE = "worker.cli"
+FAULTY_WORKER_MODULE = "chaos.faulty_worker"
 
-    def __init__(self, name: str, bootstrap: str, topics: Topics, log_path: Path, settings: dict[str, str]) -> None:
+
+class WorkerProcess:
+    """One `claims-worker run` process; its stdout and stderr (JSON log lines) go to `log_path`.
+
+    `module` is what `python -m` runs with the argument `run`: the worker's CLI, or `chaos.faulty_worker` (the same
+    CLI with a fault armed by the `CHAOS_*` variables of `settings`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        bootstrap: str,
+        topics: TopicSet,
+        log_path: Path,
+        settings: dict[str, str],
+        *,
+        module: str = WORKER_MODULE,
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self.metrics_port = free_port()
-        env = {key: value for key, value in os.environ.items() if not key.startswith("CLAIMS_")}
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("CLAIMS_", "CHAOS_"))}
         env.update(BASE_SETTINGS)
         env.update(topics.env())
         env.update(
@@ -50,8 +72,8 @@ class WorkerProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = log_path.open("ab")
         # A session of its own: a Ctrl-C meant for the harness does not reach the workers behind its back.
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "run"],
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, one of two modules of this repository
+            [sys.executable, "-m", module, "run"],
             cwd=REPO_ROOT,
             env=env,
             stdout=self._log_file,
