@@ -14,7 +14,7 @@ CHAOS_OTHER_CLAIMS (the four other scenarios of issue 8, default 10,000), CHAOS_
 scenario, default 4,000), CHAOS_HISTORY_PADDING (changelog entries written before the restore scenario starts,
 default 150,000), CHAOS_BUDGET_S (the whole run, default 1,140 s: a scenario that could not finish within it is
 reported as not run, and the run fails), CHAOS_SEED, CHAOS_STORE_CORRUPTION (comma-separated, default
-`current,manifest`; see `chaos.history_scenarios.corrupt`).
+`current,manifest,block`; see `chaos.history_scenarios.corrupt`).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--other-claims", type=int, default=_env_int("CHAOS_OTHER_CLAIMS", 10_000))
     parser.add_argument("--history-claims", type=int, default=_env_int("CHAOS_HISTORY_CLAIMS", 4_000))
     parser.add_argument("--history-padding", type=int, default=_env_int("CHAOS_HISTORY_PADDING", 150_000))
-    parser.add_argument("--store-corruption", default=os.environ.get("CHAOS_STORE_CORRUPTION") or "current,manifest")
+    parser.add_argument("--store-corruption", default=os.environ.get("CHAOS_STORE_CORRUPTION") or ",".join(CORRUPTIONS))
     parser.add_argument("--budget-s", type=float, default=float(_env_int("CHAOS_BUDGET_S", 1140)))
     parser.add_argument("--seed", type=int, default=_env_int("CHAOS_SEED", int(time.time()) % 100_000))
     parser.add_argument("--report", type=Path, default=REPORT)

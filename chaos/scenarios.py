@@ -43,7 +43,7 @@ class Plan:
     claims: int
     stream_s: float
     padding: int = 0  # changelog entries written before the workers start (the restore scenario)
-    corruptions: tuple[str, ...] = ("current", "manifest")  # how the store-damage scenario corrupts stores
+    corruptions: tuple[str, ...] = ("current", "manifest", "block")  # how the store-damage scenario corrupts stores
 
 
 @dataclass

@@ -23,6 +23,7 @@ import structlog
 
 from worker.batch import Batch, BatchResult
 from worker.exit_codes import ExitCode
+from worker.history.stage import HistoryStoreFailed
 from worker.kafka_io import ConsumerPort, KafkaIOError, TopicPartition
 from worker.observer import ObserverChain
 from worker.probes import HealthState
@@ -30,8 +31,8 @@ from worker.recovery import Backoff, Decision, Rewind, Stage, Stop, decide
 from worker.retry import BackoffDelays, BrokerOutageError, OutageClock, OutageLog
 from worker.settings import WorkerSettings
 from worker.shutdown import ShutdownSignal
-from worker.sink import DeliveryFailed, Sink
-from worker.stages import Stages
+from worker.sink import Delivery, DeliveryFailed, Sink
+from worker.stages import BatchWork, Stages
 
 _CLOSE_TIMEOUT_S = 10.0
 # While a claim-history store is restored the loop polls briefly, so restore steps come often. Never 0: kafka-python
@@ -146,14 +147,16 @@ class ValidationLoop:
             return
         batch = Batch.of(polled, started=self._clock())
         self._observer.polled(self._wall_clock())
-        work = self._stages.begin(batch.records)  # evaluate -> route, lazily, while the sink sends
+        work = self._begin(batch)
+        if work is None:
+            return
         try:
             delivery = self._sink.deliver(work.outputs, batch.next_offsets, self._wait_budget_s, work.changelog)
         except DeliveryFailed as failure:
             work.rewound()
             self._retry(batch, failure)
             return
-        work.delivered(delivery)
+        self._delivered(work, delivery)
         self._observe(
             BatchResult.of(
                 work.processed,
@@ -167,6 +170,31 @@ class ValidationLoop:
         )
         if delivery.commit_error is not None:
             self._failed(delivery.commit_error, Stage.COMMIT)
+
+    def _begin(self, batch: Batch) -> BatchWork | None:
+        """The batch's work (evaluate -> route, lazily, while the sink sends); None when a claim-history store could
+        not be read: the batch is then polled again once the store is rebuilt."""
+        try:
+            return self._stages.begin(batch.records)
+        except HistoryStoreFailed as failed:
+            for tp, offset in batch.first_offsets.items():
+                self._consumer.seek(tp, offset)
+            self._rebuild(failed)
+            return None
+
+    def _delivered(self, work: BatchWork, delivery: Delivery) -> None:
+        """The batch is durable: claim history writes its stores; one that cannot be written misses nothing the
+        changelog does not hold, so it is rebuilt from it."""
+        try:
+            work.delivered(delivery)
+        except HistoryStoreFailed as failed:
+            self._rebuild(failed)
+
+    def _rebuild(self, failed: HistoryStoreFailed) -> None:
+        try:
+            self._stages.rebuild(failed)
+        except KafkaIOError as error:
+            self._failed(error, Stage.POLL, started=self._clock())
 
     def _observe(self, result: BatchResult, next_offsets: Mapping[TopicPartition, int]) -> None:
         delivery = result.delivery

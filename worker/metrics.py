@@ -138,6 +138,11 @@ class WorkerMetrics(Observer):
         self.history_lookups = Counter(
             "claims_history_lookups", "Member histories read by the cross-claim checks.", registry=registry
         )
+        self.history_rebuilds = Counter(
+            "claims_history_store_rebuilds",
+            "Claim-history stores wiped and restored anew from the changelog (corrupt, unreadable or ahead).",
+            registry=registry,
+        )
 
     def _define_kafka_metrics(self, registry: CollectorRegistry) -> None:
         """The consumer group and the delivery: lag, partitions, rebalances, commits, transactions, retries."""
@@ -259,6 +264,10 @@ class WorkerMetrics(Observer):
 
     def history_store_entries(self, partition: int, entries: int) -> None:
         self.history_entries.labels(partition=str(partition)).set(entries)
+
+    def history_store_rebuilt(self, partition: int) -> None:
+        del partition
+        self.history_rebuilds.inc()
 
     # --- helpers --------------------------------------------------------------------------------------------------
 

@@ -69,6 +69,9 @@ class Observer:
     def history_store_entries(self, partition: int, entries: int) -> None:
         """The partition's store holds about `entries` entries (reported between batches, now and then)."""
 
+    def history_store_rebuilt(self, partition: int) -> None:
+        """The partition's store was wiped (corrupt, unreadable, or ahead of its topics) and is restored anew."""
+
 
 class ObserverChain(Observer):
     """Calls each hook on every observer in order; an observer's exception is logged (once per hook) and swallowed."""
@@ -130,6 +133,9 @@ class ObserverChain(Observer):
 
     def history_store_entries(self, partition: int, entries: int) -> None:
         self._each("history_store_entries", lambda observer: observer.history_store_entries(partition, entries))
+
+    def history_store_rebuilt(self, partition: int) -> None:
+        self._each("history_store_rebuilt", lambda observer: observer.history_store_rebuilt(partition))
 
     def __repr__(self) -> str:
         names = ",".join(type(observer).__name__ for observer in self._observers)

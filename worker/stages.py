@@ -19,7 +19,7 @@ from itertools import chain
 from worker.batch import Processed
 from worker.evaluator import Evaluation, Evaluator
 from worker.history.partitions import HistoryPartitions
-from worker.history.stage import HistoryBatch, HistoryStage
+from worker.history.stage import HistoryBatch, HistoryStage, HistoryStoreFailed
 from worker.kafka_io import Record
 from worker.routing import OutputRecord, Routes, route
 from worker.sink import Delivery
@@ -49,7 +49,8 @@ class BatchWork:
         return 0 if self.history is None else self.history.lookups
 
     def delivered(self, delivery: Delivery) -> None:
-        """The batch is durable: claim history writes what it changed to its stores."""
+        """The batch is durable: claim history writes what it changed to its stores. Raises `HistoryStoreFailed`
+        for stores that could not be written (what they missed is in the changelog: rebuild them)."""
         if self.history is not None and self._stage is not None:
             self._stage.commit(self.history, delivery.changelog_offsets)
 
@@ -82,7 +83,10 @@ class Stages:
             self._history.partitions.maintain()
 
     def begin(self, records: Sequence[Record]) -> BatchWork:
-        """Start a batch: stage A's evaluation is under way when this returns, stage B's is done."""
+        """Start a batch: stage A's evaluation is under way when this returns, stage B's is done.
+
+        Raises `HistoryStoreFailed` when a store cannot be read: nothing of the batch is delivered (see `rebuild`).
+        """
         history = self._history
         if history is None:
             processed: list[Processed] = []
@@ -96,13 +100,24 @@ class Stages:
             # Partitions are paused until restored; records of one mean the pause failed: stop rather than judge.
             raise RuntimeError(f"records of repartition partitions {sorted(waiting)} came before their restore")
         evaluations = self._evaluator.evaluate(claims)  # the children start on stage A now
-        judged = history.stage.process(repartitioned)
+        try:
+            judged = history.stage.process(repartitioned)
+        except HistoryStoreFailed:
+            for _ in evaluations:  # collect stage A's results from the children: the whole batch is polled again
+                pass
+            raise
         processed = []
         routes = self._routes
         for record, evaluation in judged.processed:
             processed.append(Processed(record, evaluation, route(record, evaluation, routes)))
         outputs = chain([entry.output for entry in processed], self._routed(claims, evaluations, processed))
         return BatchWork(processed, outputs, judged.changelog, judged, history.stage)
+
+    def rebuild(self, failed: HistoryStoreFailed) -> None:
+        """Rebuild the stores that failed from the changelog (their partitions wait meanwhile). Raises
+        `KafkaIOError`."""
+        if self._history is not None:
+            self._history.partitions.rebuild(failed.partitions, failed.reason)
 
     def _routed(
         self, records: Sequence[Record], evaluations: Iterator[Evaluation], processed: list[Processed]

@@ -72,6 +72,7 @@ class PartitionControl(Protocol):
     def pause(self, partitions: Collection[TopicPartition]) -> None: ...
     def resume(self, partitions: Collection[TopicPartition]) -> None: ...
     def committed(self, partitions: Sequence[TopicPartition], timeout_s: float) -> dict[TopicPartition, int | None]: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -158,20 +159,37 @@ class HistoryPartitions:
             for partition, entries in self.entries().items():
                 self._observer.history_store_entries(partition, entries)
 
-    def _begin(self, partitions: list[int]) -> None:
+    def rebuild(self, partitions: Collection[int], reason: str) -> None:
+        """Wipe the stores of `partitions` (owned, and found unreadable or unwritable) and restore them from the
+        changelog, their repartition partitions paused meanwhile and then read again from the committed offset.
+        Raises `KafkaIOError` (the loop backs off; a store that was not reopened is rebuilt at the next assignment)."""
+        owned = sorted(set(partitions) & (set(self.stores) | set(self._restoring)))
+        if not owned:
+            return
+        self._consumer.pause([TopicPartition(self._topic, partition) for partition in owned])
+        for partition in owned:
+            self._log.warning("history.store_rebuilt", partition=partition, reason=reason)
+            self._observer.history_store_rebuilt(partition)
+            self._close(partition)
+        self._begin(owned, rebuild=True)
+
+    def _begin(self, partitions: list[int], *, rebuild: bool = False) -> None:
         topic_partitions = [TopicPartition(self._topic, partition) for partition in partitions]
         committed = self._consumer.committed(topic_partitions, self._timeout_s)
         ends = self._changelog.high_watermarks(partitions, self._timeout_s)
         for partition in partitions:
             target = ends.get(partition, 0)
             source = committed.get(TopicPartition(self._topic, partition)) or 0
-            store = self._open(partition)
+            if rebuild:  # the partition is read again from where the store will stand
+                self._consumer.seek(TopicPartition(self._topic, partition), source)
+            store = self._open(partition, wipe=rebuild)
             checkpoint = store.checkpoint
             if checkpoint.changelog_offset > target or checkpoint.source_offset > source:
                 why = (
                     "past the changelog's end" if checkpoint.changelog_offset > target else "past the committed offset"
                 )
                 self._log.warning("history.store_rebuilt", partition=partition, reason=why)
+                self._observer.history_store_rebuilt(partition)
                 store = self._open(partition, wipe=True)
             restore = _Restore(store, target=target, committed=source, started=self._clock())
             self._restoring[partition] = restore
@@ -236,6 +254,7 @@ class HistoryPartitions:
             return PartitionStore(path, self._memory, name=f"{self._topic}-{partition}")
         except StoreError as error:
             self._log.warning("history.store_rebuilt", partition=partition, reason=str(error))
+            self._observer.history_store_rebuilt(partition)
             if path is not None:
                 wipe_store(path)
             return PartitionStore(path, self._memory, name=f"{self._topic}-{partition}")

@@ -29,7 +29,7 @@ from schemas.parsing import DeadLetterReason
 from schemas.verdict import ClaimValidated
 from worker.evaluator import DeadLettered, Evaluation, Verdict
 from worker.history.keys import entry_key, parse_entry_key
-from worker.history.store import PartitionStore, StoreCheckpoint
+from worker.history.store import PartitionStore, StoreCheckpoint, StoreError
 from worker.kafka_io import Record
 from worker.routing import OutputRecord
 
@@ -69,6 +69,16 @@ class HistoryBatch:
     lookups: int = 0
 
 
+class HistoryStoreFailed(Exception):  # noqa: N818 - names what happened to the stores, like StoreError's callers
+    """Stores of `partitions` could not be read or written: rebuild them from the changelog; nothing of the batch
+    that read them is delivered (it is polled again)."""
+
+    def __init__(self, partitions: frozenset[int], reason: str) -> None:
+        super().__init__(f"history stores {sorted(partitions)}: {reason}")
+        self.partitions = partitions
+        self.reason = reason
+
+
 class HistoryStage:
     """Judges deferred claims against `stores` (one per owned repartition partition, by partition number)."""
 
@@ -92,6 +102,8 @@ class HistoryStage:
             began = time.perf_counter()
             try:
                 evaluation = self._judge(record, batch, began)
+            except StoreError as error:  # the store, not the record: no claim is dead-lettered for it
+                raise HistoryStoreFailed(frozenset({record.partition}), str(error)) from None
             except Exception as error:  # noqa: BLE001 - the stage's one guard: one bad record never stops the worker
                 reason = f"history stage failed: {type(error).__name__}"
                 evaluation = DeadLettered(DeadLetterReason.INTERNAL_ERROR, reason, time.perf_counter() - began)
@@ -99,7 +111,10 @@ class HistoryStage:
             changes = batch.partitions.setdefault(record.partition, _PartitionChanges())
             changes.next_source_offset = record.offset + 1
         for partition, changes in batch.partitions.items():
-            self._sweep(partition, changes, batch)
+            try:
+                self._sweep(partition, changes, batch)
+            except StoreError as error:
+                raise HistoryStoreFailed(frozenset({partition}), str(error)) from None
         return batch
 
     def _judge(self, record: Record, batch: HistoryBatch, began: float) -> Evaluation:
@@ -178,16 +193,26 @@ class HistoryStage:
             )
 
     def commit(self, batch: HistoryBatch, changelog_next_offsets: Mapping[int, int]) -> None:
-        """The batch is durable: write each partition's changes and checkpoint to its store."""
+        """The batch is durable: write each partition's changes and checkpoint to its store.
+
+        Raises `HistoryStoreFailed` naming the stores that could not be written (the others are); their changes are
+        in the changelog, so a rebuild restores them.
+        """
+        failed: dict[int, str] = {}
         for partition, changes in batch.partitions.items():
             store = self._stores.get(partition)
             if store is None:
                 continue  # revoked meanwhile: its next owner restores from the changelog
             changelog_offset = changelog_next_offsets.get(partition, store.checkpoint.changelog_offset)
-            store.apply(
-                list(changes.changes()),
-                StoreCheckpoint(changelog_offset=changelog_offset, source_offset=changes.next_source_offset),
-            )
+            try:
+                store.apply(
+                    list(changes.changes()),
+                    StoreCheckpoint(changelog_offset=changelog_offset, source_offset=changes.next_source_offset),
+                )
+            except StoreError as error:
+                failed[partition] = str(error)
+        if failed:
+            raise HistoryStoreFailed(frozenset(failed), "; ".join(failed.values()))
 
     def discard(self, batch: HistoryBatch) -> None:
         """The batch is rewound: nothing of it was written, and its sweep is done again next time."""

@@ -16,6 +16,7 @@ a member's entries are one prefix scan in both (23-30 us for 10 entries, warm).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from rocksdict import (
     Env,
     Options,
     Rdict,
+    RdictIter,
     ReadOptions,
     WriteBatch,
     WriteBufferManager,
@@ -97,14 +99,20 @@ class PartitionStore:
         self._in_memory = path is None
         self._memory = memory
         location = f"/claims-history-memory/{name}" if path is None else str(path)
+        db: Rdict | None = None
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = Rdict(location, memory.options(in_memory=self._in_memory))
-            raw = self._db.get(_CHECKPOINT)
+            db = Rdict(location, memory.options(in_memory=self._in_memory))
+            raw = db.get(_CHECKPOINT)
             self.checkpoint = EMPTY_CHECKPOINT if raw is None else StoreCheckpoint.decode(raw)
         except Exception as error:  # noqa: BLE001 - rocksdict raises plain exceptions for a corrupt store
-            raise StoreError(f"cannot open the history store {name}: {type(error).__name__}: {error}") from None
+            reason = f"{type(error).__name__}: {error}"
+            if db is not None:  # opened, then failed to read: release its lock, the store is wiped and reopened
+                _close_quietly(db)
+                del db
+            raise StoreError(f"cannot open the history store {name}: {reason}") from None
+        self._db = db
         self._write_options = WriteOptions()
         # A property at run time (rocksdict's stub declares a method).
         setattr(self._write_options, "disable_wal", True)  # noqa: B010
@@ -121,6 +129,10 @@ class PartitionStore:
                 break
             found.append((key[1:], iterator.value()))
             iterator.next()
+        error = _iteration_error(iterator)
+        del iterator  # an exception's frames must not keep the database open: it is reopened to be rebuilt
+        if error is not None:
+            raise StoreError(f"cannot read the history store {self.name}: {error}")
         return found
 
     def serviced_before(self, day: dt.date, *, limit: int) -> list[bytes]:
@@ -135,6 +147,10 @@ class PartitionStore:
             key = iterator.key()
             found.append(key[len(_INDEX) + 11 :])  # after "i", the 10-character date and the separator
             iterator.next()
+        error = _iteration_error(iterator)
+        del iterator
+        if error is not None:
+            raise StoreError(f"cannot read the history store {self.name}: {error}")
         return found
 
     def apply(self, changes: Iterable[tuple[bytes, bytes | None]], checkpoint: StoreCheckpoint) -> None:
@@ -179,6 +195,21 @@ class PartitionStore:
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
         return f"<PartitionStore {self.name} at {where} checkpoint={tuple(self.checkpoint)}>"
+
+
+def _close_quietly(db: Rdict) -> None:
+    with contextlib.suppress(Exception):  # a store that failed to open is wiped next; its close may fail too
+        db.close()
+
+
+def _iteration_error(iterator: RdictIter) -> str | None:
+    """Why the iteration ended early, or None. RocksDB stops an iterator at a corrupt block (`valid()` turns
+    false) and says so only in its status: without this check a member's history would read short."""
+    try:
+        iterator.status()
+    except Exception as error:  # noqa: BLE001 - rocksdict raises plain exceptions
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def _service_date_of(entry_key: bytes) -> bytes:

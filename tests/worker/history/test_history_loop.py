@@ -20,6 +20,7 @@ from tests.worker import claims
 from tests.worker.conftest import CHANGELOG, DLQ, FAIL, HISTORY_KEY, PASS, REPARTITION, Harness
 from worker.history.keys import MemberKeyer
 from worker.history.stage import SOURCE_OFFSET_HEADER
+from worker.history.store import StoreError
 from worker.kafka_io import BrokerUnavailableError
 
 pytestmark = pytest.mark.timeout(60)
@@ -244,6 +245,109 @@ def test_entries_expire_by_event_time_and_are_tombstoned(make_harness: MakeHarne
     assert history_findings(json.dumps(verdict).encode(), engine) == []
     tombstones = {r.key for r in h.broker.records(CHANGELOG) if r.value is None}
     assert {r.key for r in entries} <= tombstones
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at_least_once", "exactly_once"])
+def test_a_store_that_cannot_be_read_is_rebuilt_and_the_claim_judged_against_the_full_history(
+    make_harness: MakeHarness, engine: RuleEngine, monkeypatch: pytest.MonkeyPatch, *, exactly_once: bool
+) -> None:
+    # Given a worker that recorded claim A, and whose store of A's partition then fails its next read (a corrupt
+    # block: RocksDB ends the iteration early and reports it in the iterator's status)
+    [sequence] = [s for s in SEQUENCES if s.name == "exact_duplicate_on_another_claim"]
+    h = make_harness(history=True, engine=engine, exactly_once=exactly_once)
+    h.publish(json.dumps(sequence.claims[0].document).encode(), key=b"CLM-A")
+    h.drain()
+    assert h.history is not None
+    partition = int(_partition_of(h))
+    damaged = h.history.partitions.stores[partition]
+
+    def unreadable(member_key: str) -> list[tuple[bytes, bytes]]:
+        raise StoreError(f"cannot read the history store {damaged.name}: Exception: Corruption: block checksum")
+
+    monkeypatch.setattr(damaged, "member_entries", unreadable)
+
+    # When claim B, a duplicate of A, comes for that partition
+    h.publish(json.dumps(sequence.claims[1].document).encode(), key=b"CLM-B")
+    h.drain()
+
+    # Then the store was rebuilt from the changelog and B judged against it: a duplicate, not a dead letter
+    assert h.history.partitions.stores[partition] is not damaged
+    assert h.metric("claims_history_store_rebuilds_total") == 1
+    assert h.broker.records(DLQ) == []
+    verdict = verdicts_by_event(h)[sequence.claims[1].document["event_id"]]
+    assert history_findings(json.dumps(verdict).encode(), engine) == ["J9353.DUPLICATE.EXACT"] * 2
+    verdicts_of_b = [
+        record
+        for topic in (PASS, FAIL)
+        for record in h.broker.records(topic)
+        if json.loads(record.value)["claim_id"] == "CLM-B"
+    ]
+    assert len(verdicts_of_b) == 1  # the failed batch delivered nothing
+
+
+def test_a_store_with_a_damaged_block_on_disk_is_rebuilt_from_the_changelog(
+    make_harness: MakeHarness, engine: RuleEngine, tmp_path: Path
+) -> None:
+    # Given a worker that recorded claim A in a persistent store and stopped; then a byte of the store's table file
+    # flips (the store still opens: RocksDB reads data blocks only when asked for them)
+    [sequence] = [s for s in SEQUENCES if s.name == "exact_duplicate_on_another_claim"]
+    first = make_harness(history=True, engine=engine, state_dir=tmp_path)
+    first.publish(json.dumps(sequence.claims[0].document).encode(), key=b"CLM-A")
+    first.drain()
+    first.shutdown.request("test")
+    first.loop.run()
+    assert first.history is not None
+    first.history.partitions.close()
+    [table] = tmp_path.glob(f"*-{_partition_of(first)}/*.sst")
+    data = bytearray(table.read_bytes())
+    data[len(data) // 8] ^= 0xFF
+    table.write_bytes(bytes(data))
+
+    # When a new worker on the same state directory gets claim B, a duplicate of A
+    second = make_harness(history=True, engine=engine, state_dir=tmp_path, broker=first.broker)
+    second.publish(json.dumps(sequence.claims[1].document).encode(), key=b"CLM-B")
+    second.drain()
+    second.drain()
+
+    # Then the damage was found (this small store keeps its checkpoint in the damaged block: at open), the store was
+    # wiped and reopened (the failed open released its lock) and rebuilt, and B is a duplicate of A
+    assert second.metric("claims_history_store_rebuilds_total") == 1
+    assert second.broker.records(DLQ) == []
+    verdict = verdicts_by_event(second)[sequence.claims[1].document["event_id"]]
+    assert history_findings(json.dumps(verdict).encode(), engine) == ["J9353.DUPLICATE.EXACT"] * 2
+
+
+def test_a_store_that_cannot_be_written_is_rebuilt_from_the_changelog_that_holds_the_batch(
+    make_harness: MakeHarness, engine: RuleEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker whose store fails to write claim A's entries after the batch was delivered and committed
+    [sequence] = [s for s in SEQUENCES if s.name == "exact_duplicate_on_another_claim"]
+    h = make_harness(history=True, engine=engine)
+    h.publish(json.dumps(sequence.claims[0].document).encode(), key=b"CLM-A")
+    h.loop.run_once()  # stage A: A to the repartition topic
+    assert h.history is not None
+    partition = int(_partition_of(h))
+    damaged = h.history.partitions.stores[partition]
+
+    def unwritable(changes: object, checkpoint: object) -> None:
+        raise StoreError(f"cannot write the history store {damaged.name}: Exception")
+
+    monkeypatch.setattr(damaged, "apply", unwritable)
+    h.drain()
+    assert h.metric("claims_history_store_rebuilds_total") == 1
+
+    # When claim B, a duplicate of A, comes
+    h.publish(json.dumps(sequence.claims[1].document).encode(), key=b"CLM-B")
+    h.drain()
+
+    # Then A's entries, restored from the changelog, make B a duplicate; A was judged once
+    assert h.history.partitions.stores[partition] is not damaged
+    verdicts = verdicts_by_event(h)
+    assert (
+        history_findings(json.dumps(verdicts[sequence.claims[1].document["event_id"]]).encode(), engine)
+        == ["J9353.DUPLICATE.EXACT"] * 2
+    )
+    assert h.broker.records(DLQ) == []
 
 
 def _partition_of(h: Harness) -> str:
