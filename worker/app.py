@@ -38,7 +38,8 @@ from worker.kafka_io import (
     missing_topics,
 )
 from worker.logs import configure_logging
-from worker.loop import LoopOptions, ValidationLoop
+from worker.loop import ValidationLoop
+from worker.loop_options import LoopOptions
 from worker.metrics import WorkerMetrics
 from worker.observer import ObserverChain
 from worker.probes import HealthState, ProbeServer
@@ -138,24 +139,10 @@ def _run(
 ) -> ExitCode:
     log = structlog.get_logger()
     with contextlib.ExitStack() as on_failure:  # closes what was opened if start-up does not get to the loop
-        consumer = _connect(
-            lambda timeout_s: KafkaConsumerAdapter(settings, bootstrap_timeout_s=timeout_s),
-            settings,
-            shutdown,
-            what="consumer",
-        )
-        if consumer is None:
-            return ExitCode.OK
-        on_failure.callback(consumer.close, 2.0)
-        producer = _connect(
-            lambda timeout_s: KafkaProducerAdapter(settings, bootstrap_timeout_s=timeout_s),
-            settings,
-            shutdown,
-            what="producer",
-        )
-        if producer is None:
-            return ExitCode.OK
-        on_failure.callback(producer.close, 2.0)
+        clients = _connect_clients(settings, shutdown, on_failure)
+        if clients is None:
+            return ExitCode.OK  # a stop was requested while connecting
+        consumer, producer = clients
         _check_topics(consumer, settings)
         observer = ObserverChain([metrics, BatchLog()])
         sink = _sink(settings, consumer, producer)
@@ -199,6 +186,32 @@ def _run(
         reason=shutdown.reason or None,
     )
     return exit_code
+
+
+def _connect_clients(
+    settings: WorkerSettings, shutdown: ShutdownSignal, on_failure: contextlib.ExitStack
+) -> tuple[KafkaConsumerAdapter, KafkaProducerAdapter] | None:
+    """The consumer, then the producer, each closed by `on_failure` if start-up fails later; None if a stop was
+    requested while connecting."""
+    consumer = _connect(
+        lambda timeout_s: KafkaConsumerAdapter(settings, bootstrap_timeout_s=timeout_s),
+        settings,
+        shutdown,
+        what="consumer",
+    )
+    if consumer is None:
+        return None
+    on_failure.callback(consumer.close, 2.0)
+    producer = _connect(
+        lambda timeout_s: KafkaProducerAdapter(settings, bootstrap_timeout_s=timeout_s),
+        settings,
+        shutdown,
+        what="producer",
+    )
+    if producer is None:
+        return None
+    on_failure.callback(producer.close, 2.0)
+    return consumer, producer
 
 
 def _member_keyer(settings: WorkerSettings) -> MemberKeyer | None:

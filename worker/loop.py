@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import structlog
 
@@ -25,11 +24,11 @@ from worker.batch import Batch, BatchResult
 from worker.exit_codes import ExitCode
 from worker.history.stage import HistoryStoreFailed
 from worker.kafka_io import ConsumerPort, KafkaIOError, TopicPartition
+from worker.loop_options import LoopOptions
 from worker.observer import ObserverChain
 from worker.probes import HealthState
 from worker.recovery import Backoff, Decision, Rewind, Stage, Stop, decide
 from worker.retry import BackoffDelays, BrokerOutageError, OutageClock, OutageLog
-from worker.settings import WorkerSettings
 from worker.shutdown import ShutdownSignal
 from worker.sink import Delivery, DeliveryFailed, Sink
 from worker.stages import BatchWork, Stages
@@ -39,32 +38,6 @@ _CLOSE_TIMEOUT_S = 10.0
 # 3.0 then never completes a rebalance (the member stops heart-beating and is evicted; found with a 200,000-entry
 # restore during a metadata rebalance).
 RESTORING_POLL_TIMEOUT_MS = 50
-
-
-@dataclass(frozen=True, slots=True)
-class LoopOptions:
-    """What the loop needs from the settings; durations in seconds unless the name says otherwise."""
-
-    input_topic: str
-    batch_max_records: int = 1000
-    poll_timeout_ms: int = 250
-    max_outage_s: float = 60.0
-    retry_backoff_initial_s: float = 0.2
-    retry_backoff_max_s: float = 5.0
-    probe_interval_s: float = 5.0
-    probe_timeout_s: float = 5.0
-
-    @classmethod
-    def from_settings(cls, settings: WorkerSettings) -> LoopOptions:
-        return cls(
-            input_topic=settings.input_topic,
-            batch_max_records=settings.batch_max_records,
-            poll_timeout_ms=settings.poll_timeout_ms,
-            max_outage_s=settings.max_outage_s,
-            retry_backoff_initial_s=settings.retry_backoff_initial_s,
-            retry_backoff_max_s=settings.retry_backoff_max_s,
-            probe_timeout_s=min(5.0, settings.request_timeout_ms / 1000),
-        )
 
 
 class LoopStopped(Exception):  # noqa: N818 - a control-flow signal carrying the exit code, not an error

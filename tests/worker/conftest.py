@@ -33,7 +33,8 @@ from worker.history.stage import HistoryStage
 from worker.history.store import StoreMemory
 from worker.kafka_io import KafkaIOError, TopicPartition
 from worker.logs import configure_logging
-from worker.loop import LoopOptions, ValidationLoop
+from worker.loop import ValidationLoop
+from worker.loop_options import LoopOptions
 from worker.metrics import WorkerMetrics
 from worker.observer import Observer, ObserverChain
 from worker.probes import HealthState
