@@ -12,7 +12,7 @@ within the time budget.
 Sizes (environment, or the flags): CHAOS_CLAIMS (the crash scenario, default 20,000 as in issue 8),
 CHAOS_OTHER_CLAIMS (the four other scenarios of issue 8, default 10,000), CHAOS_HISTORY_CLAIMS (each claim-history
 scenario, default 4,000), CHAOS_HISTORY_PADDING (changelog entries written before the restore scenario starts,
-default 150,000), CHAOS_BUDGET_S (the whole run, default 1,140 s: a scenario that could not finish within it is
+default 500,000), CHAOS_BUDGET_S (the whole run, default 1,140 s: a scenario that could not finish within it is
 reported as not run, and the run fails), CHAOS_SEED, CHAOS_STORE_CORRUPTION (comma-separated, default
 `current,manifest,block`; see `chaos.history_scenarios.corrupt`).
 """
@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--claims", type=int, default=_env_int("CHAOS_CLAIMS", 20_000), help="crash scenario input")
     parser.add_argument("--other-claims", type=int, default=_env_int("CHAOS_OTHER_CLAIMS", 10_000))
     parser.add_argument("--history-claims", type=int, default=_env_int("CHAOS_HISTORY_CLAIMS", 4_000))
-    parser.add_argument("--history-padding", type=int, default=_env_int("CHAOS_HISTORY_PADDING", 150_000))
+    parser.add_argument("--history-padding", type=int, default=_env_int("CHAOS_HISTORY_PADDING", 500_000))
     parser.add_argument("--store-corruption", default=os.environ.get("CHAOS_STORE_CORRUPTION") or ",".join(CORRUPTIONS))
     parser.add_argument("--budget-s", type=float, default=float(_env_int("CHAOS_BUDGET_S", 1140)))
     parser.add_argument("--seed", type=int, default=_env_int("CHAOS_SEED", int(time.time()) % 100_000))

@@ -295,11 +295,12 @@ def history_restore_rebalance(run: Run, plan: Plan) -> None:
     w1 starts with an empty state directory and restores all six repartition partitions; as soon as it does, w2
     (started before, held at its start gate) joins: a rebalance while w1 restores (the group's assignor balances
     the number of partitions over both topics, so w2 may take input partitions only; w1's paused partitions must
-    stay paused and restoring). As soon as w2 has its partitions, w1 leaves (SIGTERM) in the middle of its restore:
-    its partitions go to w2, which restores them from the changelog. While w2 restores, w1 comes back (a new life,
-    its stores holding the partial restores and their checkpoints): another rebalance in the middle of a restore.
+    stay paused and restoring). As soon as w2 has its partitions, the worker restoring then (w1, or w2 if the
+    repartition partitions moved to it) leaves (SIGTERM) in the middle of its restore: its partitions go to the
+    other, which restores them from the changelog. While that one restores, the leaver comes back (a new life, its
+    stores holding the partial restores and their checkpoints): another rebalance in the middle of a restore.
 
-    Required: w1 was still restoring when it left, and at least two rebalances reached a worker that was
+    Required: the leaver was still restoring when it left, and at least two rebalances reached a worker that was
     restoring. Reported: restores stopped by a revocation (before any stop was asked for), the slowest restore.
     """
     began = time.monotonic()
@@ -315,14 +316,17 @@ def history_restore_rebalance(run: Run, plan: Plan) -> None:
     gate.touch()
     run.faults.append(f"{run.at()} w2 joins while w1 restores partitions {sorted(_restoring_now(w1, topic))}")
     _wait_assigned(w2)
-    leaving_restoring = sorted(_restoring_now(w1, topic))
-    run.sigterm(w1)
-    run.faults.append(f"{run.at()} w1 leaves (SIGTERM) while restoring partitions {leaving_restoring}")
+    # The assignor balances partitions over both topics, so the repartition partitions (the restoring ones) may
+    # have stayed with w1 or moved to w2: the one that leaves is whichever is restoring now, w1 if both are.
+    leaver = next((worker for worker in (w1, w2) if _restoring_now(worker, topic)), w1)
+    leaving_restoring = sorted(_restoring_now(leaver, topic))
+    run.sigterm(leaver)
+    run.faults.append(f"{run.at()} {leaver.name} leaves (SIGTERM) while restoring partitions {leaving_restoring}")
     if not leaving_restoring:
-        run.problems.append("w1 had finished its restore before it left: raise CHAOS_HISTORY_PADDING")
-    run.start_worker("w1", **settings)
+        run.problems.append("no worker was restoring when one left: raise CHAOS_HISTORY_PADDING")
+    run.start_worker(leaver.name, **settings)
     run.restarts += 1
-    run.faults.append(f"{run.at()} w1 back")
+    run.faults.append(f"{run.at()} {leaver.name} back")
     run.wait_complete(publisher)
     mid_restore = sum(_rebalances_mid_restore(worker, topic) for worker in run.workers)
     if mid_restore < 2:
