@@ -190,6 +190,7 @@ class HistoryPartitions:
                 )
                 self._log.warning("history.store_rebuilt", partition=partition, reason=why)
                 self._observer.history_store_rebuilt(partition)
+                store.close()  # its lock first: the wiped store is reopened on the same path
                 store = self._open(partition, wipe=True)
             restore = _Restore(store, target=target, committed=source, started=self._clock())
             self._restoring[partition] = restore

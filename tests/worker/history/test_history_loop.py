@@ -21,7 +21,7 @@ from tests.worker.conftest import CHANGELOG, DLQ, FAIL, HISTORY_KEY, PASS, REPAR
 from worker.history.keys import MemberKeyer
 from worker.history.stage import SOURCE_OFFSET_HEADER
 from worker.history.store import StoreError
-from worker.kafka_io import BrokerUnavailableError
+from worker.kafka_io import BrokerUnavailableError, TopicPartition
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -219,6 +219,42 @@ def test_an_at_least_once_restore_skips_changelog_writes_of_a_batch_that_was_nev
     second.drain()
 
     # Then A is not judged a duplicate of B's entries from the crashed batch: the same verdicts as the rules' fold
+    verdicts = verdicts_by_event(second)
+    assert history_findings(json.dumps(verdicts[sequence.claims[0].document["event_id"]]).encode(), engine) == []
+    assert (
+        history_findings(json.dumps(verdicts[sequence.claims[1].document["event_id"]]).encode(), engine)
+        == ["J9353.DUPLICATE.EXACT"] * 2
+    )
+
+
+def test_a_persistent_store_ahead_of_the_committed_offset_is_wiped_and_restored(
+    make_harness: MakeHarness, engine: RuleEngine, tmp_path: Path
+) -> None:
+    # Given a worker with a state directory that wrote the changelog and its local store for claims A and B, and
+    # died before the commit (at_least_once: the store's checkpoint is past the committed offset)
+    [sequence] = [s for s in SEQUENCES if s.name == "exact_duplicate_on_another_claim"]
+    first = make_harness(history=True, engine=engine, state_dir=tmp_path)
+    publish_sequence(first, sequence)
+    first.loop.run_once()  # stage A: both claims to the repartition topic
+    # From here on the broker takes no commit: stage B's outputs and store are written, its offsets stay pending.
+    first.consumer.fail_next["commit"].extend(BrokerUnavailableError("outage") for _ in range(20))
+    partition = int(_partition_of(first))
+    assert first.history is not None
+    for _ in range(10):
+        first.loop.run_once()
+        if first.history.partitions.stores[partition].checkpoint.source_offset == 2:
+            break
+    assert first.history.partitions.stores[partition].checkpoint.source_offset == 2
+    assert TopicPartition(REPARTITION, partition) not in first.broker.committed
+    first.history.partitions.close()  # the process is gone: its store locks with it
+
+    # When the same replica starts again on that state directory
+    second = make_harness(history=True, engine=engine, state_dir=tmp_path, broker=first.broker)
+    second.drain()
+
+    # Then the store is wiped (reopened on the same path, its lock released first) and restored without the
+    # uncommitted batch: the same verdicts as the rules' fold
+    assert second.metric("claims_history_store_rebuilds_total") == 1
     verdicts = verdicts_by_event(second)
     assert history_findings(json.dumps(verdicts[sequence.claims[0].document["event_id"]]).encode(), engine) == []
     assert (
