@@ -237,7 +237,10 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         limit_text = f"at most {format_number(dose.max_mg or 0)} mg per dose"
         if dose.above_tolerance_pct:
             limit_text += f" + {format_number(dose.above_tolerance_pct)}%"
-    indications = "; ".join(f"{i.prefix} ({i.description})" for i in entry.indications)
+    indications = "; ".join(
+        f"{i.prefix} ({i.description}{', not ' + ', '.join(i.excluding) if i.excluding else ''})"
+        for i in entry.indications
+    )
     return Profile(
         code=entry.code,
         descriptor=info.descriptor,
@@ -245,6 +248,7 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         unit_mg=info.unit_mg,
         effective_from=info.effective_from,
         indication_prefixes=tuple(i.prefix for i in entry.indications),
+        indication_exclusions=tuple(prefix for i in entry.indications for prefix in i.excluding),
         indications_text=indications,
         withdrawn=tuple((tuple(w.prefixes), w.description) for w in entry.withdrawn_indications),
         mg_per_kg=dose.mg_per_kg,

@@ -98,6 +98,8 @@ class Indication(BaseModel):
 
     prefix: IcdPrefix
     description: str
+    # Codes under `prefix` that are not the indication (issue 13 B13: C49.A, GIST, under C49).
+    excluding: list[IcdPrefix] = []
 
 
 class WithdrawnIndication(BaseModel):

@@ -83,6 +83,8 @@ class Profile:
     unit_mg: float
     effective_from: dt.date | None
     indication_prefixes: tuple[str, ...]
+    # Prefixes under an indication prefix that are not indicated (str.startswith tuples; empty = none).
+    indication_exclusions: tuple[str, ...]
     indications_text: str
     # (prefixes, description) of former indications, named in the finding when a claim points at one.
     withdrawn: tuple[tuple[tuple[str, ...], str], ...]

@@ -46,15 +46,19 @@ def _indications(ctx: ClaimContext) -> Iterator[RuleResult]:
     for drug_line in ctx.drug_lines:
         pointers = drug_line.line.diagnosis_pointers
         prefixes = drug_line.profile.indication_prefixes
+        exclusions = drug_line.profile.indication_exclusions
         if pointers is None:
             for diagnosis in diagnoses:
-                if diagnosis.startswith(prefixes):
+                if diagnosis.startswith(prefixes) and not (exclusions and diagnosis.startswith(exclusions)):
                     break
             else:
                 yield _not_indicated(drug_line, diagnoses)
             continue
         for pointer in pointers:
-            if pointer <= count and diagnoses[pointer - 1].startswith(prefixes):
+            if pointer > count:
+                continue
+            diagnosis = diagnoses[pointer - 1]
+            if diagnosis.startswith(prefixes) and not (exclusions and diagnosis.startswith(exclusions)):
                 break
         else:
             yield _not_indicated(drug_line, [diagnoses[p - 1] for p in pointers if p <= count])

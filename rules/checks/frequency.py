@@ -1,4 +1,7 @@
-"""`frequency` rules: two doses of the same code on the claim closer than the minimum interval."""
+"""`frequency` rules: two doses of the same code on the claim closer than the minimum interval.
+
+Lines of one service date are one dose (summed by the `units` rules, issue 13 B2): never a frequency finding.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
         ordered = sorted(doses, key=lambda drug_line: (drug_line.line.service_date, drug_line.line.line_number))
         for previous, current in pairwise(ordered):
             days = (current.line.service_date - previous.line.service_date).days
-            if days < min_days:
+            if 0 < days < min_days:
                 yield Hit(
                     TOO_SOON.for_code(code),
                     current.line.line_number,

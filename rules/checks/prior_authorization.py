@@ -1,4 +1,8 @@
-"""`prior_authorization` rules, where the payer requires it: present, dates cover the drug lines, units."""
+"""`prior_authorization` rules, where the payer requires it: present, dates cover the drug lines, units.
+
+Units: the claim's drug lines against approved_units; JW waste lines count when the payer's
+`prior_authorization_counts_waste` says so (default true, payers.yaml).
+"""
 
 from __future__ import annotations
 
@@ -49,7 +53,9 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
     if approved is None:
         yield Skip(UNITS, "prior_authorization.approved_units is missing")
         return
-    total = sum(drug_line.line.units for drug_line in ctx.doses)
+    # JW waste lines count when the payer says so (issue 13 B9), as in the history rule (rules/history.py).
+    counted = ctx.drug_lines if ctx.payer.rules.prior_authorization_counts_waste else ctx.doses
+    total = sum(drug_line.line.units for drug_line in counted)
     if total > approved:
         yield Hit(
             UNITS,

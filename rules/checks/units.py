@@ -1,11 +1,15 @@
 """`units` rules on drug lines (waste lines excluded): whole units, units = ceil(administered / unit size), dose.
 
-A dose needs `administration.administered_mg`; a weight-based dose also needs `patient.weight_kg`. Without them
-the rule reports itself as not evaluated.
+Units are checked per line. The dose is judged per code and service date, on the sum of the lines' administered
+mg: one dose may be billed on two lines (two NDCs, issue 13 B2); the finding goes on the first of them.
+
+A dose needs `administration.administered_mg` (on every line of that date); a weight-based dose also needs
+`patient.weight_kg`. Without them the rule reports itself as not evaluated.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 from rules.arithmetic import format_number, units_for
@@ -27,7 +31,12 @@ _MG_EPSILON = 1e-6
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
     weight_kg = ctx.claim.patient.weight_kg
-    for drug_line in ctx.doses:
+    doses = ctx.doses
+    # Doses per code and service date, first line first; a None administered marks a date that cannot be judged.
+    by_date: dict[tuple[str, dt.date], list[tuple[DrugLine, float | None]]] | None = None
+    if len(doses) > 1:
+        by_date = {}
+    for drug_line in doses:
         profile = drug_line.profile
         code = profile.code
         line = drug_line.line
@@ -42,6 +51,8 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
             )
         administration = line.administration
         administered = administration.administered_mg if administration is not None else None
+        if by_date is not None:
+            by_date.setdefault((code, line.service_date), []).append((drug_line, administered))
         if administered is None:
             reason = f"line {line.line_number}: administration.administered_mg is missing"
             yield Skip(ABOVE_ADMINISTERED.for_code(code), reason)
@@ -53,9 +64,35 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
         # The sub-checks are entered only when something is off: this runs for every drug line of every claim.
         if whole and units != units_for(administered, profile.unit_mg):
             yield from _units_match(ctx.policy, drug_line, administered)
-        max_mg = profile.max_mg
-        if max_mg is None or administered > max_mg * profile.above_factor + _MG_EPSILON:
-            yield from _dose(drug_line, administered, weight_kg)
+        if by_date is None:
+            yield from _dose_if_off(drug_line, administered, weight_kg, "")
+    if by_date is not None:
+        yield from _summed_doses(by_date, weight_kg)
+
+
+def _summed_doses(
+    by_date: dict[tuple[str, dt.date], list[tuple[DrugLine, float | None]]], weight_kg: float | None
+) -> Iterator[RuleResult]:
+    for (_, day), parts in by_date.items():
+        amounts = [administered for _, administered in parts]
+        first = parts[0][0]
+        if len(parts) == 1:
+            if amounts[0] is not None:
+                yield from _dose_if_off(first, amounts[0], weight_kg, "")
+            continue
+        known = [amount for amount in amounts if amount is not None]
+        if len(known) < len(amounts):
+            continue  # the line without administered_mg is already reported as not evaluated
+        numbers = [str(drug_line.line.line_number) for drug_line, _ in parts]
+        note = f" (lines {', '.join(numbers[:-1])} and {numbers[-1]} of {day.isoformat()} summed)"
+        yield from _dose_if_off(first, sum(known), weight_kg, note)
+
+
+def _dose_if_off(drug_line: DrugLine, administered: float, weight_kg: float | None, parts: str) -> Iterator[RuleResult]:
+    profile = drug_line.profile
+    max_mg = profile.max_mg
+    if max_mg is None or administered > max_mg * profile.above_factor + _MG_EPSILON:
+        yield from _dose(drug_line, administered, weight_kg, parts)
 
 
 def _units_match(policy: Policy, drug_line: DrugLine, administered: float) -> Iterator[RuleResult]:
@@ -88,7 +125,7 @@ def _units_match(policy: Policy, drug_line: DrugLine, administered: float) -> It
     )
 
 
-def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None) -> Iterator[RuleResult]:
+def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None, parts: str) -> Iterator[RuleResult]:
     profile = drug_line.profile
     code = profile.code
     line = drug_line.line
@@ -102,6 +139,7 @@ def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None) -> 
                 field,
                 {
                     "code": code,
+                    "parts": parts,
                     "administered_mg": format_number(administered),
                     "limit": f"{profile.dose_limit_text} ({format_number(limit)} mg)",
                 },
@@ -129,6 +167,7 @@ def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None) -> 
             field,
             {
                 "code": code,
+                "parts": parts,
                 "administered_mg": format_number(administered),
                 "limit": (
                     f"{format_number(mg_per_kg)} mg/kg x {format_number(weight_kg)} kg = {format_number(label_mg)} mg,"
@@ -143,6 +182,7 @@ def _dose(drug_line: DrugLine, administered: float, weight_kg: float | None) -> 
             field,
             {
                 "code": code,
+                "parts": parts,
                 "administered_mg": format_number(administered),
                 "below_pct": format_number(profile.below_tolerance_pct or 0),
                 "label_mg": format_number(label_mg),

@@ -51,7 +51,9 @@ def apply_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         del parent[key]
     for path, value in (patch.get("append") or {}).items():
         parent, key = _walk(document, path)
-        parent[key].append(copy.deepcopy(value))
+        # A list appends each of its items (several lines at once); anything else is one item.
+        items = value if isinstance(value, list) else [value]
+        parent[key].extend(copy.deepcopy(items))
     return document
 
 

@@ -104,7 +104,7 @@ def test_user_payer_file_marks_the_ruleset_version(tmp_path: Path) -> None:
     first = _policy(tmp_path, "payers: []\n")
     second = _policy(tmp_path, "payers: []  # changed\n")
 
-    assert first.ruleset.version.startswith("1.1.0+payers.")
+    assert first.ruleset.version.startswith("1.2.0+payers.")
     assert first.ruleset.version != second.ruleset.version
 
 
@@ -226,3 +226,36 @@ def test_two_null_fields_name_the_first_in_declaration_order(tmp_path: Path) -> 
 
     with pytest.raises(PolicyError, match="accepts_jw cannot be null"):
         _policy(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("counts_waste", "expected"), [(True, ["CLAIM.PRIOR_AUTHORIZATION.UNITS_EXCEEDED"]), (False, [])]
+)
+def test_counts_waste_field_decides_whether_jw_units_count(
+    tmp_path: Path, counts_waste: bool, expected: list[str]
+) -> None:
+    # Given 210 units approved and 210 + JW 40 billed (issue 13 B9), under a payer file setting the field
+    path = tmp_path / "payers.yaml"
+    value = "true" if counts_waste else "false"
+    path.write_text(f"defaults:\n  commercial:\n    prior_authorization_counts_waste: {value}\n", encoding="utf-8")
+    engine = load_engine(path)
+    document = apply_patch(
+        load_bases()["medicare_j9353"],
+        {
+            "set": {
+                "payer": {"id": "ACME-PPO", "type": "commercial"},
+                "prior_authorization": {
+                    "number": "PA-B9",
+                    "approved_units": 210,
+                    "valid_from": "2026-10-01",
+                    "valid_to": "2026-12-31",
+                },
+            }
+        },
+    )
+    claim = ClaimSubmitted.model_validate_json(json.dumps(document))
+
+    verdict = engine.validate(claim, validated_at=VALIDATED_AT, source=None)
+
+    # Then the waste counts toward the approved units only when the field says so
+    assert [f.rule_id for f in verdict.findings] == expected
