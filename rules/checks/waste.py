@@ -1,8 +1,9 @@
 """`waste` rules: JW (discarded amount, on its own line) and JZ (nothing discarded) per payer policy.
 
 Per code and service date: D = the drug lines' `discarded_mg` (summed), U = the unit size, k = floor(D / U).
-- Where the payer requires JW/JZ for the date: no line with both; k >= 1: a JW line with k units and no JZ on
-  the drug line; k = 0: JZ on the drug line and no JW line (the rounded-up units already cover the waste).
+- Any payer: no line with both JW and JZ.
+- Where the payer requires JW/JZ for the date: k >= 1: a JW line with k units and no JZ on the drug line;
+  k = 0: JZ on the drug line and no JW line (the rounded-up units already cover the waste).
 - Elsewhere: a JW line for a payer that does not accept JW is an error; a JW line must bill k units; k >= 1
   without a JW line is a warning (discarded drug not billed).
 """
@@ -76,18 +77,18 @@ def _group(
     jw, jz = code_sets.waste_modifier, code_sets.no_waste_modifier
     payer = ctx.payer
     required = payer.jw_jz_required_on(service_date)
-    if required:
-        for group in (doses, wastes):
-            for drug_line in group:
-                modifiers = drug_line.line.modifiers
-                if jz in modifiers and jw in modifiers:
-                    yield Hit(
-                        JW_AND_JZ_SAME_LINE.for_code(code),
-                        drug_line.line.line_number,
-                        f"{drug_line.path}.modifiers",
-                        {"code": code},
-                    )
-    elif wastes and not payer.rules.accepts_jw:
+    # JW and JZ contradict each other on any payer (issue 13 B4), not only where JW/JZ is required.
+    for group in (doses, wastes):
+        for drug_line in group:
+            modifiers = drug_line.line.modifiers
+            if jz in modifiers and jw in modifiers:
+                yield Hit(
+                    JW_AND_JZ_SAME_LINE.for_code(code),
+                    drug_line.line.line_number,
+                    f"{drug_line.path}.modifiers",
+                    {"code": code},
+                )
+    if not required and wastes and not payer.rules.accepts_jw:
         yield from _not_accepted(ctx, code, wastes)
         return
 
