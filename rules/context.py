@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
+from rules.arithmetic import whole_units_in
 from rules.policy_tables import PayerPolicy, Policy, Profile
 from schemas.claim import ClaimLine, ClaimSubmitted, PayerType
 
@@ -61,13 +62,15 @@ CheckFunction = Callable[["ClaimContext"], Iterable[RuleResult]]
 
 
 class DrugLine(NamedTuple):
-    """A line billed with a profile's code; a waste line when it carries the JW modifier."""
+    """A line billed with a profile's code; a waste line when it carries the JW modifier, or when it is recognised
+    as the waste line without it (`jw_missing`: see `_recognise_unmarked_waste`)."""
 
     # Position of the line in claim.lines (field paths count from 0); `index` would shadow tuple.index.
     position: int
     line: ClaimLine
     profile: Profile
     is_waste: bool
+    jw_missing: bool = False
 
     @property
     def path(self) -> str:
@@ -121,6 +124,8 @@ def build_context(claim: ClaimSubmitted, policy: Policy, validated_at: dt.dateti
             drug_lines.append(drug_line)
             (waste_lines if is_waste else doses).append(drug_line)
     payer, label = resolve_payer(policy, claim.payer.id, claim.payer.type, claim.payer.name)
+    if len(doses) > 1 and payer.rules.accepts_jw:
+        doses, waste_lines, drug_lines = _recognise_unmarked_waste(doses, waste_lines, drug_lines)
     submitted_on = claim.submitted_on
     if submitted_on is None:
         submitted_on = validated_at.astimezone(dt.UTC).date()
@@ -147,3 +152,42 @@ def build_context(claim: ClaimSubmitted, policy: Policy, validated_at: dt.dateti
         claim, policy, payer, label or f"payer {claim.payer.id}", submitted_on, tuple(drug_lines), tuple(doses),
         tuple(waste_lines), codes_on, earliest, latest,
     )  # fmt: skip
+
+
+def _recognise_unmarked_waste(
+    doses: list[DrugLine], waste_lines: list[DrugLine], drug_lines: list[DrugLine]
+) -> tuple[list[DrugLine], list[DrugLine], list[DrugLine]]:
+    """The waste line billed without JW (issue 17 U1): a line of the same code and date as a dose, with no
+    administration record of its own, no JW line beside it, and exactly the whole units of the dose's recorded
+    discarded amount (k = floor(discarded_mg / unit size) >= 1). It is judged as the waste line it is (the waste
+    rules say to add JW) rather than as a second dose with no record, which gave a 0-days frequency finding, a
+    missing administration record and every waste rule skipped."""
+    marked = {(w.profile.code, w.line.service_date) for w in waste_lines}
+    recognised: dict[int, DrugLine] = {}
+    for dose in doses:
+        administration = dose.line.administration
+        if administration is None or administration.discarded_mg is None:
+            continue
+        key = (dose.profile.code, dose.line.service_date)
+        if key in marked:
+            continue
+        k = whole_units_in(administration.discarded_mg, dose.profile.unit_mg)
+        for other in doses:
+            if (
+                k >= 1
+                and other.line.administration is None
+                and (other.profile.code, other.line.service_date) == key
+                and other.line.units == k
+                and other.position not in recognised
+            ):
+                recognised[other.position] = other._replace(is_waste=True, jw_missing=True)
+                marked.add(key)
+                break
+    if not recognised:
+        return doses, waste_lines, drug_lines
+    all_lines = [recognised.get(d.position, d) for d in drug_lines]
+    return (
+        [d for d in all_lines if not d.is_waste],
+        [d for d in all_lines if d.is_waste],
+        all_lines,
+    )

@@ -2,6 +2,7 @@
 
 Per code and service date: D = the drug lines' `discarded_mg` (summed), U = the unit size, k = floor(D / U).
 - Any payer: no line with both JW and JZ.
+- A line recognised as the waste line without its JW modifier (rules.context): add JW to it.
 - Where the payer requires JW/JZ for the date: k >= 1: a JW line with k units and no JZ on the drug line;
   k = 0: JZ on the drug line and no JW line (the rounded-up units already cover the waste).
 - Elsewhere: a JW line for a payer that does not accept JW is an error; a JW line must bill k units; k >= 1
@@ -25,6 +26,7 @@ JW_LINE_NOT_ALLOWED = ProfileRuleId("{code}.WASTE.JW_LINE_NOT_ALLOWED")
 JW_NOT_ACCEPTED = ProfileRuleId("{code}.WASTE.JW_NOT_ACCEPTED")
 JW_UNITS_MISMATCH = ProfileRuleId("{code}.WASTE.JW_UNITS_MISMATCH")
 DISCARD_NOT_BILLED = ProfileRuleId("{code}.WASTE.DISCARD_NOT_BILLED")
+JW_MODIFIER_MISSING = ProfileRuleId("{code}.WASTE.JW_MODIFIER_MISSING")
 RULES = tuple(
     rule.template
     for rule in (
@@ -36,6 +38,7 @@ RULES = tuple(
         JW_NOT_ACCEPTED,
         JW_UNITS_MISMATCH,
         DISCARD_NOT_BILLED,
+        JW_MODIFIER_MISSING,
     )
 )
 # The rules a missing discarded_mg leaves unevaluated: where the payer requires JW/JZ for the date, and elsewhere
@@ -88,6 +91,9 @@ def _group(
                     f"{drug_line.path}.modifiers",
                     {"code": code},
                 )
+    for drug_line in wastes:
+        if drug_line.jw_missing:  # recognised by its units (rules.context._recognise_unmarked_waste)
+            yield _jw_modifier_missing(ctx, profile, service_date, doses, drug_line)
     if not required and wastes and not payer.rules.accepts_jw:
         yield from _not_accepted(ctx, code, wastes)
         return
@@ -215,4 +221,19 @@ def _units_mismatch(
         first.line.line_number,
         f"{first.path}.units",
         {**_params(ctx, profile, service_date, discarded, k), "units": format_number(_units_of(wastes))},
+    )
+
+
+def _jw_modifier_missing(
+    ctx: ClaimContext, profile: Profile, service_date: dt.date, doses: list[DrugLine], waste: DrugLine
+) -> Hit:
+    discarded = _discarded_mg(doses, []) or 0.0
+    return Hit(
+        JW_MODIFIER_MISSING.for_code(profile.code),
+        waste.line.line_number,
+        f"{waste.path}.modifiers",
+        {
+            **_params(ctx, profile, service_date, discarded, whole_units_in(discarded, profile.unit_mg)),
+            "line": waste.line.line_number,
+        },
     )
