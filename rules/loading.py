@@ -283,6 +283,8 @@ def _code_sets(code_sets: CodeSetsFile) -> CodeSets:
         waste_modifier=code_sets.waste_modifier,
         no_waste_modifier=code_sets.no_waste_modifier,
         separate_visit_modifier=code_sets.separate_visit_modifier,
+        # issue 13 B10
+        drug_code_prefixes=tuple(code_sets.drug_code_prefixes),
     )
 
 

@@ -164,6 +164,8 @@ class CodeSetsFile(BaseModel):
     waste_modifier: Modifier
     no_waste_modifier: Modifier
     separate_visit_modifier: Modifier
+    # issue 13 B10
+    drug_code_prefixes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z]$")]], Field(min_length=1)]
 
     @field_validator("evaluation_and_management_codes", "drug_administration_codes", "non_chemotherapy_infusion_codes")
     @classmethod

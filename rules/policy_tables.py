@@ -114,6 +114,8 @@ class CodeSets:
     waste_modifier: str
     no_waste_modifier: str
     separate_visit_modifier: str
+    # issue 13 B10
+    drug_code_prefixes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

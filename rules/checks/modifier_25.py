@@ -21,8 +21,10 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
     for index, line in enumerate(ctx.claim.lines):
         code = line.procedure_code
         has_modifier = modifier in line.modifiers
-        if has_modifier and (code in profiles or code in administration_codes):
-            kind = "drug code" if code in profiles else "drug administration code"
+        # issue 13 B10: a J-code is a drug code even without a profile.
+        is_drug = code in profiles or code.startswith(code_sets.drug_code_prefixes)
+        if has_modifier and (is_drug or code in administration_codes):
+            kind = "drug code" if is_drug else "drug administration code"
             yield Hit(
                 NOT_ALLOWED, line.line_number, f"lines[{index}].modifiers", {"procedure_code": code, "kind": kind}
             )
