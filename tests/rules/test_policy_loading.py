@@ -51,7 +51,7 @@ def test_shipped_profiles_and_similar_codes(engine: RuleEngine) -> None:
     assert policy.code_by_drug_name["atezolizumab"] == "J9022"
     assert policy.code_by_drug_name["atezolizumab and hyaluronidase"] == "J9024"
     assert policy.code_by_ndc["50242091701"] == "J9022"
-    assert set(policy.noc_codes) == {"J9999", "J3590", "C9399"}
+    assert set(policy.noc_codes) == {"J3490", "J9999", "J3590", "C9399"}
     assert {"J9024", "J9271", "J9299", "J9173", "J9023", "J9357"} <= set(policy.codes)
 
 
