@@ -166,6 +166,8 @@ class CodeSetsFile(BaseModel):
     separate_visit_modifier: Modifier
     # issue 13 B10
     drug_code_prefixes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z]$")]], Field(min_length=1)]
+    # issue 13 B3
+    jw_jz_out_of_scope_bill_types: list[Annotated[str, Field(pattern=r"^[0-9]{2}$")]]
 
     @field_validator("evaluation_and_management_codes", "drug_administration_codes", "non_chemotherapy_infusion_codes")
     @classmethod

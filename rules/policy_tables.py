@@ -116,6 +116,8 @@ class CodeSets:
     separate_visit_modifier: str
     # issue 13 B10
     drug_code_prefixes: tuple[str, ...]
+    # issue 13 B3: types of bill (two digits) outside the JW/JZ policy
+    jw_jz_out_of_scope_bill_types: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,8 @@
 Per code and service date: D = the drug lines' `discarded_mg` (summed), U = the unit size, k = floor(D / U).
 - Any payer: no line with both JW and JZ.
 - A line recognised as the waste line without its JW modifier (rules.context): add JW to it.
+- An institutional claim whose type of bill is outside the JW/JZ policy (inpatient, RHC, FQHC: code_sets.yaml):
+  no waste rule but the contradiction above.
 - Where the payer requires JW/JZ for the date: k >= 1: a JW line with k units and no JZ on the drug line;
   k = 0: JZ on the drug line and no JW line (the rounded-up units already cover the waste).
 - Elsewhere: a JW line for a payer that does not accept JW is an error; a JW line must bill k units; k >= 1
@@ -91,6 +93,8 @@ def _group(
                     f"{drug_line.path}.modifiers",
                     {"code": code},
                 )
+    if _outside_jw_jz_policy(ctx):
+        return
     for drug_line in wastes:
         if drug_line.jw_missing:  # recognised by its units (rules.context._recognise_unmarked_waste)
             yield _jw_modifier_missing(ctx, profile, service_date, doses, drug_line)
@@ -237,3 +241,12 @@ def _jw_modifier_missing(
             "line": waste.line.line_number,
         },
     )
+
+
+def _outside_jw_jz_policy(ctx: ClaimContext) -> bool:
+    """Issue 13 B3: the type of bill's facility type and classification (3 digits, or 4 with a leading 0)."""
+    type_of_bill = ctx.claim.type_of_bill
+    if type_of_bill is None:
+        return False
+    digits = type_of_bill[1:] if len(type_of_bill) == 4 else type_of_bill
+    return digits[:2] in ctx.policy.code_sets.jw_jz_out_of_scope_bill_types
