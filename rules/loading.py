@@ -285,6 +285,7 @@ def _code_sets(code_sets: CodeSetsFile) -> CodeSets:
         separate_visit_modifier=code_sets.separate_visit_modifier,
         # issue 13 B10
         drug_code_prefixes=tuple(code_sets.drug_code_prefixes),
+        em_codes_bundled_with_drug_administration=frozenset(code_sets.em_codes_bundled_with_drug_administration),
         jw_jz_out_of_scope_bill_types=frozenset(code_sets.jw_jz_out_of_scope_bill_types),
     )
 

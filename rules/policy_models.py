@@ -166,6 +166,8 @@ class CodeSetsFile(BaseModel):
     separate_visit_modifier: Modifier
     # issue 13 B10
     drug_code_prefixes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z]$")]], Field(min_length=1)]
+    # issue 13 B1
+    em_codes_bundled_with_drug_administration: list[HcpcsCode]
     # issue 13 B3
     jw_jz_out_of_scope_bill_types: list[Annotated[str, Field(pattern=r"^[0-9]{2}$")]]
 
@@ -215,6 +217,8 @@ class PayerRules(BaseModel):
     prior_authorization_counts_waste: bool
     ndc_required: bool
     min_days_between_doses: dict[HcpcsCode, Annotated[int, Field(ge=1)]]
+    # issue 13 B1: whether 99211 is bundled into a same-day drug administration (Medicare: yes).
+    bundles_99211_with_drug_administration: bool
 
     @model_validator(mode="after")
     def _jw_consistent(self) -> PayerRules:

@@ -116,6 +116,8 @@ class CodeSets:
     separate_visit_modifier: str
     # issue 13 B10
     drug_code_prefixes: tuple[str, ...]
+    # issue 13 B1: E/M codes a payer that bundles them does not pay on a drug-administration day
+    em_codes_bundled_with_drug_administration: frozenset[str]
     # issue 13 B3: types of bill (two digits) outside the JW/JZ policy
     jw_jz_out_of_scope_bill_types: frozenset[str]
 
