@@ -258,9 +258,8 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         below_tolerance_pct=dose.below_tolerance_pct,
         dose_limit_text=limit_text,
         min_days_between_doses=entry.min_days_between_doses,
-        # Read by no check yet: issue 13's vial arithmetic (B5, "discarded more than the last vial's remainder",
-        # a `waste` finding in rules/checks/waste.py) will check dose, discarded mg and units against whole vials.
-        single_dose_vials_mg=tuple(entry.single_dose_vials_mg),
+        # Largest first: the vial arithmetic (rules/checks/vials.py) tries the larger sizes first.
+        single_dose_vials_mg=tuple(sorted(set(entry.single_dose_vials_mg), reverse=True)),
     )
 
 

@@ -95,7 +95,7 @@ class Profile:
     below_tolerance_pct: float | None
     dose_limit_text: str
     min_days_between_doses: int
-    # Single-dose vial sizes in mg, as profiles.yaml lists them; no check reads them yet (see rules.loading._profile).
+    # Single-dose vial sizes in mg, largest first (rules/checks/vials.py); empty = no vial arithmetic.
     single_dose_vials_mg: tuple[float, ...]
 
 

@@ -22,6 +22,7 @@ from rules.checks import (
     prior_authorization,
     timely_filing,
     units,
+    vials,
     waste,
 )
 from rules.context import CheckFunction
@@ -43,6 +44,7 @@ DRUG_CLAIM_CHECKS: tuple[Check, ...] = (
     Check(diagnosis.check, diagnosis.RULES),
     Check(units.check, units.RULES),
     Check(waste.check, waste.RULES),
+    Check(vials.check, vials.RULES),
     Check(modifier_25.check, modifier_25.RULES),
     Check(administration.check, administration.RULES),
     Check(documentation.check, documentation.RULES),
