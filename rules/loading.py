@@ -260,6 +260,7 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         min_days_between_doses=entry.min_days_between_doses,
         # Largest first: the vial arithmetic (rules/checks/vials.py) tries the larger sizes first.
         single_dose_vials_mg=tuple(sorted(set(entry.single_dose_vials_mg), reverse=True)),
+        min_age_years=entry.min_age_years,
     )
 
 
@@ -375,12 +376,15 @@ def _catalogue(entries: list[RuleEntry], profiles: dict[str, Profile]) -> dict[s
         for profile in profiles.values():
             if entry.requires == "weight_based_dose" and profile.below_factor is None:
                 continue
+            if entry.requires == "min_age" and profile.min_age_years is None:
+                continue
             description = entry.description.format_map(
                 {
                     "code": profile.code,
                     "dose_limit": profile.dose_limit_text,
                     "below_pct": format_number(profile.below_tolerance_pct or 0),
                     "min_days": profile.min_days_between_doses,
+                    "min_age": profile.min_age_years,
                 }
             )
             rule_id = entry.id.replace("{code}", profile.code)

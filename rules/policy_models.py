@@ -138,6 +138,8 @@ class DrugProfile(BaseModel):
     dose: DoseLimit
     min_days_between_doses: Annotated[int, Field(ge=1)]
     single_dose_vials_mg: list[PositiveMg]
+    # issue 13 B14: the youngest age (whole years on the service date) the coverage criteria accept; None = none.
+    min_age_years: Annotated[int, Field(ge=1, le=120)] | None
     source: str
 
 
@@ -319,7 +321,7 @@ class RuleEntry(BaseModel):
 
     id: str
     scope: RuleScope
-    requires: Literal["weight_based_dose"] | None = None
+    requires: Literal["weight_based_dose", "min_age"] | None = None
     category: Category
     severity: Severity
     carc: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,4}$")] | None

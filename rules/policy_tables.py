@@ -97,6 +97,8 @@ class Profile:
     min_days_between_doses: int
     # Single-dose vial sizes in mg, largest first (rules/checks/vials.py); empty = no vial arithmetic.
     single_dose_vials_mg: tuple[float, ...]
+    # The youngest age in whole years on the service date (rules/checks/coverage.py); None = not checked.
+    min_age_years: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from rules.checks import (
     administration,
     code,
+    coverage,
     crosswalk,
     diagnosis,
     documentation,
@@ -52,6 +53,7 @@ DRUG_CLAIM_CHECKS: tuple[Check, ...] = (
     Check(prior_authorization.check, prior_authorization.RULES),
     Check(frequency.check, frequency.RULES),
     Check(place_of_service.check, place_of_service.RULES),
+    Check(coverage.check, coverage.RULES),
     Check(ndc.check, ndc.RULES),
 )
 
