@@ -261,6 +261,14 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         # Read by no check yet: issue 13's vial arithmetic (B5, "discarded more than the last vial's remainder",
         # a `waste` finding in rules/checks/waste.py) will check dose, discarded mg and units against whole vials.
         single_dose_vials_mg=tuple(entry.single_dose_vials_mg),
+        # issue 13 B12
+        history_indications=tuple(
+            (tuple(h.history), tuple(h.secondary_sites)) for h in entry.history_with_secondary_site
+        ),
+        history_indications_text="; ".join(
+            f"{' or '.join(h.history)} with a secondary site under {', '.join(h.secondary_sites)} ({h.description})"
+            for h in entry.history_with_secondary_site
+        ),
     )
 
 

@@ -102,6 +102,22 @@ class Indication(BaseModel):
     excluding: list[IcdPrefix] = []
 
 
+class HistoryWithSecondarySite(BaseModel):
+    """An indication coded as the history of the excised primary cancer plus a secondary site (issue 13 B12).
+
+    ICD-10-CM guideline I.C.2.d: a primary excised with no further treatment of the site, now metastatic, is coded
+    with a history code (`history`, e.g. Z85.3) and the secondary site (`secondary_sites`, e.g. C77-C79). A line is
+    indicated when its diagnoses include one of each, and the payer accepts the pair
+    (`accepts_history_with_secondary_site`).
+    """
+
+    model_config = _CONFIG
+
+    history: Annotated[list[IcdPrefix], Field(min_length=1)]
+    secondary_sites: Annotated[list[IcdPrefix], Field(min_length=1)]
+    description: str
+
+
 class WithdrawnIndication(BaseModel):
     model_config = _CONFIG
 
@@ -135,6 +151,8 @@ class DrugProfile(BaseModel):
     drug: str
     indications: Annotated[list[Indication], Field(min_length=1)]
     withdrawn_indications: list[WithdrawnIndication]
+    # issue 13 B12
+    history_with_secondary_site: list[HistoryWithSecondarySite] = []
     dose: DoseLimit
     min_days_between_doses: Annotated[int, Field(ge=1)]
     single_dose_vials_mg: list[PositiveMg]
@@ -215,6 +233,9 @@ class PayerRules(BaseModel):
     prior_authorization_counts_waste: bool
     ndc_required: bool
     min_days_between_doses: dict[HcpcsCode, Annotated[int, Field(ge=1)]]
+    # issue 13 B12: whether a profile's history-plus-secondary-site pair (Z85.3 + C77-C79 for J9353) counts as an
+    # indication; false for a payer whose diagnosis list names the primary site only (C50 for J9353).
+    accepts_history_with_secondary_site: bool
 
     @model_validator(mode="after")
     def _jw_consistent(self) -> PayerRules:

@@ -97,6 +97,10 @@ class Profile:
     min_days_between_doses: int
     # Single-dose vial sizes in mg, as profiles.yaml lists them; no check reads them yet (see rules.loading._profile).
     single_dose_vials_mg: tuple[float, ...]
+    # issue 13 B12: (history prefixes, secondary-site prefixes) pairs that together are an indication when the
+    # payer accepts them, and how messages name them ("" when the profile has none).
+    history_indications: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    history_indications_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
