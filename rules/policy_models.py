@@ -144,6 +144,15 @@ class DoseLimit(BaseModel):
         return self
 
 
+class DoseSchedule(BaseModel):
+    """A label dose and the schedule it belongs to (issue 13 B11: atezolizumab 1680 mg is the 4-week dose)."""
+
+    model_config = _CONFIG
+
+    dose_mg: PositiveMg
+    every_weeks: Annotated[int, Field(ge=1, le=52)]
+
+
 class DrugProfile(BaseModel):
     model_config = _CONFIG
 
@@ -156,7 +165,23 @@ class DrugProfile(BaseModel):
     dose: DoseLimit
     min_days_between_doses: Annotated[int, Field(ge=1)]
     single_dose_vials_mg: list[PositiveMg]
+    # issue 13 B11: the minimum interval after a dose of one of these sizes is every_weeks x 7 days less
+    # schedule_tolerance_days (both set, or neither); any other dose keeps min_days_between_doses.
+    dose_schedules: list[DoseSchedule] = []
+    schedule_tolerance_days: Annotated[int, Field(ge=0, le=14)] | None = None
     source: str
+
+    @model_validator(mode="after")
+    def _schedules_consistent(self) -> DrugProfile:
+        if bool(self.dose_schedules) != (self.schedule_tolerance_days is not None):
+            raise ValueError("set dose_schedules and schedule_tolerance_days together, or neither")
+        doses = [schedule.dose_mg for schedule in self.dose_schedules]
+        if len(set(doses)) < len(doses):
+            raise ValueError("dose_schedules: a dose is listed more than once")
+        tolerance = self.schedule_tolerance_days or 0
+        if any(schedule.every_weeks * 7 <= tolerance for schedule in self.dose_schedules):
+            raise ValueError("dose_schedules: a schedule is not longer than schedule_tolerance_days")
+        return self
 
 
 class ProfilesFile(BaseModel):
