@@ -11,11 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rules.arithmetic import format_number
 from rules.policy_models import PayerRules
 from schemas.verdict import Category, GroupCode, RuleSetRef, Severity
 
 _DRUG_SUFFIX = re.compile(r"-[a-z]{4}$")
 _SPACES = re.compile(r"\s+")
+# Below this difference two doses in mg are the same (float noise of units x unit size).
+_MG_EPSILON = 1e-6
 
 
 def normalise_drug_name(name: str) -> str:
@@ -99,6 +102,27 @@ class Profile:
     single_dose_vials_mg: tuple[float, ...]
     # The youngest age in whole years on the service date (rules/checks/coverage.py); None = not checked.
     min_age_years: int | None
+    # issue 13 B12: (history prefixes, secondary-site prefixes) pairs that together are an indication when the
+    # payer accepts them, and how messages name them ("" when the profile has none).
+    history_indications: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    history_indications_text: str = ""
+    # issue 13 B11: (dose mg, schedule weeks, minimum days after that dose) of the label's dose-dependent schedules,
+    # and the tolerance in days; empty = every dose keeps min_days_between_doses.
+    dose_schedules: tuple[tuple[float, int, int], ...] = ()
+    schedule_tolerance_days: int = 0
+    min_interval_text: str = ""
+
+    def min_days_after(self, dose_mg: float) -> tuple[int, str]:
+        """The minimum days before the next dose after a dose of `dose_mg` (the billed units x unit size), and the
+        basis a message names: the schedule of that dose when it is one of `dose_schedules`, else
+        `min_days_between_doses`."""
+        for schedule_mg, weeks, min_days in self.dose_schedules:
+            if abs(schedule_mg - dose_mg) < _MG_EPSILON:
+                return min_days, (
+                    f"label schedule of the {format_number(schedule_mg)} mg dose: every {weeks} weeks, less "
+                    f"{self.schedule_tolerance_days} days' tolerance"
+                )
+        return self.min_days_between_doses, "label schedule with tolerance"
 
 
 @dataclass(frozen=True, slots=True)
