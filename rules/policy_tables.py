@@ -180,6 +180,16 @@ class Icd10CmCodeSet:
     valid: frozenset[str]
     billable: frozenset[str]
     source: str
+    # The service dates the release is in force for (CMS releases take effect on 1 October, the new fiscal year,
+    # or 1 April, a mid-year update, and stay in force until 30 September); None = not known, not checked.
+    in_force_from: dt.date | None = None
+    in_force_to: dt.date | None = None
+
+    def in_force_on(self, day: dt.date) -> bool:
+        """Whether this release is the one in force on `day` (True when its dates are not known)."""
+        if self.in_force_from is None or self.in_force_to is None:
+            return True
+        return self.in_force_from <= day <= self.in_force_to
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,16 @@
-"""`diagnosis` rules: valid, billable ICD-10-CM codes; pointers in range; drug lines pointed at an indication."""
+"""`diagnosis` rules: valid, billable ICD-10-CM codes; pointers in range; drug lines pointed at an indication.
+
+Codes are judged by the installed ICD-10-CM release. When a service date of the claim falls outside the dates that
+release is in force for, they are still judged by it (the only one installed), and the verdict's not_evaluated
+says so for the two code-set rules: a code added, deleted or extended since may be judged wrongly.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from rules.context import ClaimContext, DrugLine, Hit, ProfileRuleId, RuleResult
+from rules.context import ClaimContext, DrugLine, Hit, ProfileRuleId, RuleResult, Skip
+from rules.policy_tables import Icd10CmCodeSet
 
 UNKNOWN = "CLAIM.DIAGNOSIS.UNKNOWN_CODE"
 NOT_BILLABLE = "CLAIM.DIAGNOSIS.NOT_BILLABLE"
@@ -15,6 +21,8 @@ RULES = (UNKNOWN, NOT_BILLABLE, POINTER, NOT_INDICATED.template)
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
     icd = ctx.policy.icd10cm
+    if not (icd.in_force_on(ctx.earliest_service_date) and icd.in_force_on(ctx.latest_service_date)):
+        yield from _release_not_in_force(ctx, icd)
     billable = icd.billable
     diagnoses = ctx.claim.diagnoses
     count = len(diagnoses)
@@ -38,6 +46,18 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
                         {"pointer": pointer, "count": count},
                     )
     yield from _indications(ctx)
+
+
+def _release_not_in_force(ctx: ClaimContext, icd: Icd10CmCodeSet) -> Iterator[RuleResult]:
+    earliest, latest = ctx.earliest_service_date, ctx.latest_service_date
+    dates = earliest.isoformat() if earliest == latest else f"{earliest.isoformat()} to {latest.isoformat()}"
+    reason = (
+        f"the service date ({dates}) is outside the installed ICD-10-CM release ({icd.source}, in force "
+        f"{icd.in_force_from} to {icd.in_force_to}): the codes were checked against it, not against the release "
+        "in force on the service date"
+    )
+    yield Skip(UNKNOWN, reason)
+    yield Skip(NOT_BILLABLE, reason)
 
 
 def _indications(ctx: ClaimContext) -> Iterator[RuleResult]:
