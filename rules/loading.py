@@ -286,6 +286,12 @@ def _code_sets(code_sets: CodeSetsFile) -> CodeSets:
         # issue 13 B10
         drug_code_prefixes=tuple(code_sets.drug_code_prefixes),
         jw_jz_out_of_scope_bill_types=frozenset(code_sets.jw_jz_out_of_scope_bill_types),
+        # issue 13 B6
+        initial_infusion=code_sets.initial_infusion_code,
+        sequential_infusion=code_sets.sequential_infusion_code,
+        chemotherapy_push=code_sets.chemotherapy_push_code,
+        push_max_minutes=code_sets.push_max_minutes,
+        additional_hour_minutes=code_sets.additional_hour_minutes,
     )
 
 

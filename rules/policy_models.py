@@ -168,6 +168,12 @@ class CodeSetsFile(BaseModel):
     drug_code_prefixes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z]$")]], Field(min_length=1)]
     # issue 13 B3
     jw_jz_out_of_scope_bill_types: list[Annotated[str, Field(pattern=r"^[0-9]{2}$")]]
+    # issue 13 B6
+    initial_infusion_code: HcpcsCode
+    sequential_infusion_code: HcpcsCode
+    chemotherapy_push_code: HcpcsCode
+    push_max_minutes: Annotated[int, Field(gt=0)]
+    additional_hour_minutes: Annotated[int, Field(gt=0)]
 
     @field_validator("evaluation_and_management_codes", "drug_administration_codes", "non_chemotherapy_infusion_codes")
     @classmethod

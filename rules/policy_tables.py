@@ -118,6 +118,12 @@ class CodeSets:
     drug_code_prefixes: tuple[str, ...]
     # issue 13 B3: types of bill (two digits) outside the JW/JZ policy
     jw_jz_out_of_scope_bill_types: frozenset[str]
+    # issue 13 B6: administration units against the infusion time
+    initial_infusion: str
+    sequential_infusion: str
+    chemotherapy_push: str
+    push_max_minutes: int
+    additional_hour_minutes: int
 
 
 @dataclass(frozen=True, slots=True)
