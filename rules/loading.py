@@ -258,9 +258,9 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         below_tolerance_pct=dose.below_tolerance_pct,
         dose_limit_text=limit_text,
         min_days_between_doses=entry.min_days_between_doses,
-        # Read by no check yet: issue 13's vial arithmetic (B5, "discarded more than the last vial's remainder",
-        # a `waste` finding in rules/checks/waste.py) will check dose, discarded mg and units against whole vials.
-        single_dose_vials_mg=tuple(entry.single_dose_vials_mg),
+        # Largest first: the vial arithmetic (rules/checks/vials.py) tries the larger sizes first.
+        single_dose_vials_mg=tuple(sorted(set(entry.single_dose_vials_mg), reverse=True)),
+        min_age_years=entry.min_age_years,
     )
 
 
@@ -285,6 +285,7 @@ def _code_sets(code_sets: CodeSetsFile) -> CodeSets:
         separate_visit_modifier=code_sets.separate_visit_modifier,
         # issue 13 B10
         drug_code_prefixes=tuple(code_sets.drug_code_prefixes),
+        em_codes_bundled_with_drug_administration=frozenset(code_sets.em_codes_bundled_with_drug_administration),
         jw_jz_out_of_scope_bill_types=frozenset(code_sets.jw_jz_out_of_scope_bill_types),
         # issue 13 B6
         initial_infusion=code_sets.initial_infusion_code,
@@ -381,12 +382,15 @@ def _catalogue(entries: list[RuleEntry], profiles: dict[str, Profile]) -> dict[s
         for profile in profiles.values():
             if entry.requires == "weight_based_dose" and profile.below_factor is None:
                 continue
+            if entry.requires == "min_age" and profile.min_age_years is None:
+                continue
             description = entry.description.format_map(
                 {
                     "code": profile.code,
                     "dose_limit": profile.dose_limit_text,
                     "below_pct": format_number(profile.below_tolerance_pct or 0),
                     "min_days": profile.min_days_between_doses,
+                    "min_age": profile.min_age_years,
                 }
             )
             rule_id = entry.id.replace("{code}", profile.code)

@@ -138,6 +138,8 @@ class DrugProfile(BaseModel):
     dose: DoseLimit
     min_days_between_doses: Annotated[int, Field(ge=1)]
     single_dose_vials_mg: list[PositiveMg]
+    # issue 13 B14: the youngest age (whole years on the service date) the coverage criteria accept; None = none.
+    min_age_years: Annotated[int, Field(ge=1, le=120)] | None
     source: str
 
 
@@ -166,6 +168,8 @@ class CodeSetsFile(BaseModel):
     separate_visit_modifier: Modifier
     # issue 13 B10
     drug_code_prefixes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z]$")]], Field(min_length=1)]
+    # issue 13 B1
+    em_codes_bundled_with_drug_administration: list[HcpcsCode]
     # issue 13 B3
     jw_jz_out_of_scope_bill_types: list[Annotated[str, Field(pattern=r"^[0-9]{2}$")]]
     # issue 13 B6
@@ -221,6 +225,8 @@ class PayerRules(BaseModel):
     prior_authorization_counts_waste: bool
     ndc_required: bool
     min_days_between_doses: dict[HcpcsCode, Annotated[int, Field(ge=1)]]
+    # issue 13 B1: whether 99211 is bundled into a same-day drug administration (Medicare: yes).
+    bundles_99211_with_drug_administration: bool
 
     @model_validator(mode="after")
     def _jw_consistent(self) -> PayerRules:
@@ -321,7 +327,7 @@ class RuleEntry(BaseModel):
 
     id: str
     scope: RuleScope
-    requires: Literal["weight_based_dose"] | None = None
+    requires: Literal["weight_based_dose", "min_age"] | None = None
     category: Category
     severity: Severity
     carc: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,4}$")] | None

@@ -95,8 +95,10 @@ class Profile:
     below_tolerance_pct: float | None
     dose_limit_text: str
     min_days_between_doses: int
-    # Single-dose vial sizes in mg, as profiles.yaml lists them; no check reads them yet (see rules.loading._profile).
+    # Single-dose vial sizes in mg, largest first (rules/checks/vials.py); empty = no vial arithmetic.
     single_dose_vials_mg: tuple[float, ...]
+    # The youngest age in whole years on the service date (rules/checks/coverage.py); None = not checked.
+    min_age_years: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class CodeSets:
     separate_visit_modifier: str
     # issue 13 B10
     drug_code_prefixes: tuple[str, ...]
+    # issue 13 B1: E/M codes a payer that bundles them does not pay on a drug-administration day
+    em_codes_bundled_with_drug_administration: frozenset[str]
     # issue 13 B3: types of bill (two digits) outside the JW/JZ policy
     jw_jz_out_of_scope_bill_types: frozenset[str]
     # issue 13 B6: administration units against the infusion time

@@ -13,6 +13,7 @@ from rules.checks import (
     administration,
     administration_time,
     code,
+    coverage,
     crosswalk,
     diagnosis,
     documentation,
@@ -23,6 +24,7 @@ from rules.checks import (
     prior_authorization,
     timely_filing,
     units,
+    vials,
     waste,
 )
 from rules.context import CheckFunction
@@ -44,6 +46,7 @@ DRUG_CLAIM_CHECKS: tuple[Check, ...] = (
     Check(diagnosis.check, diagnosis.RULES),
     Check(units.check, units.RULES),
     Check(waste.check, waste.RULES),
+    Check(vials.check, vials.RULES),
     Check(modifier_25.check, modifier_25.RULES),
     Check(administration.check, administration.RULES),
     Check(documentation.check, documentation.RULES),
@@ -51,6 +54,7 @@ DRUG_CLAIM_CHECKS: tuple[Check, ...] = (
     Check(prior_authorization.check, prior_authorization.RULES),
     Check(frequency.check, frequency.RULES),
     Check(place_of_service.check, place_of_service.RULES),
+    Check(coverage.check, coverage.RULES),
     Check(ndc.check, ndc.RULES),
     # issue 13 B6
     Check(administration_time.check, administration_time.RULES),

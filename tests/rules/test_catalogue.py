@@ -41,6 +41,8 @@ def test_only_codes_the_sources_list_are_predicted(engine: RuleEngine) -> None:
         "198",
         "302",
         "119",
+        "97",
+        "236",
     }
     known_rarcs = {"N822", "N823", "M76", "M119", "N211", "N362"}
 
