@@ -183,6 +183,7 @@ def _code_infos(codes_file: CodesFile) -> dict[str, CodeInfo]:
             unit_mg=entry.unit_mg,
             effective_from=entry.effective_from,
             drug=entry.drug_names[0],
+            ndcs=tuple(entry.ndcs),
         )
         for entry in codes_file.codes
     }
@@ -261,6 +262,9 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         # Largest first: the vial arithmetic (rules/checks/vials.py) tries the larger sizes first.
         single_dose_vials_mg=tuple(sorted(set(entry.single_dose_vials_mg), reverse=True)),
         min_age_years=entry.min_age_years,
+        # issue 13 B7
+        concentration_mg_per_ml=entry.concentration_mg_per_ml,
+        ndcs=info.ndcs,
     )
 
 
@@ -383,6 +387,9 @@ def _catalogue(entries: list[RuleEntry], profiles: dict[str, Profile]) -> dict[s
             if entry.requires == "weight_based_dose" and profile.below_factor is None:
                 continue
             if entry.requires == "min_age" and profile.min_age_years is None:
+                continue
+            # issue 13 B7
+            if entry.requires == "concentration" and profile.concentration_mg_per_ml is None:
                 continue
             description = entry.description.format_map(
                 {

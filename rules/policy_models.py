@@ -140,6 +140,8 @@ class DrugProfile(BaseModel):
     single_dose_vials_mg: list[PositiveMg]
     # issue 13 B14: the youngest age (whole years on the service date) the coverage criteria accept; None = none.
     min_age_years: Annotated[int, Field(ge=1, le=120)] | None
+    # issue 13 B7: mg per mL of the product, to convert an NDC quantity in mL; None = not checked.
+    concentration_mg_per_ml: PositiveMg | None
     source: str
 
 
@@ -327,7 +329,7 @@ class RuleEntry(BaseModel):
 
     id: str
     scope: RuleScope
-    requires: Literal["weight_based_dose", "min_age"] | None = None
+    requires: Literal["weight_based_dose", "min_age", "concentration"] | None = None
     category: Category
     severity: Severity
     carc: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,4}$")] | None

@@ -68,6 +68,8 @@ class CodeInfo:
     unit_mg: float
     effective_from: dt.date | None
     drug: str
+    # issue 13 B7: the NDCs listed for the code, 5-4-2 (empty: none in the sources).
+    ndcs: tuple[str, ...] = ()
 
     def in_effect_on(self, day: dt.date) -> bool:
         return self.effective_from is None or day >= self.effective_from
@@ -99,6 +101,10 @@ class Profile:
     single_dose_vials_mg: tuple[float, ...]
     # The youngest age in whole years on the service date (rules/checks/coverage.py); None = not checked.
     min_age_years: int | None
+    # issue 13 B7: mg per mL of the product (None: NDC quantities are not checked), and the code's listed NDCs
+    # (5-4-2; empty: none listed, so no NDC is "not listed").
+    concentration_mg_per_ml: float | None
+    ndcs: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
