@@ -297,6 +297,14 @@ def _code_sets(code_sets: CodeSetsFile) -> CodeSets:
         chemotherapy_push=code_sets.chemotherapy_push_code,
         push_max_minutes=code_sets.push_max_minutes,
         additional_hour_minutes=code_sets.additional_hour_minutes,
+        administration_time_codes=frozenset(
+            (
+                code_sets.initial_infusion_code,
+                code_sets.additional_hour_infusion_code,
+                code_sets.sequential_infusion_code,
+                code_sets.chemotherapy_push_code,
+            )
+        ),
     )
 
 

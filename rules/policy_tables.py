@@ -134,6 +134,8 @@ class CodeSets:
     chemotherapy_push: str
     push_max_minutes: int
     additional_hour_minutes: int
+    # the three codes above and additional_hour_infusion, for a quick "anything to check on this date?"
+    administration_time_codes: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

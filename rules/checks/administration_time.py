@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from rules.arithmetic import format_number
 from rules.context import ClaimContext, Hit, RuleResult, Skip
@@ -35,24 +36,47 @@ RULES = (
 _AdminLines = list[tuple[int, ClaimLine]]
 
 
+class _Day(NamedTuple):
+    """One service date being judged: its drugs' infusion minutes (None: no usable times)."""
+
+    code_sets: CodeSets
+    day: dt.date
+    minutes_by_drug: dict[str, float | None]
+
+    def params(self) -> dict[str, object]:
+        code_sets = self.code_sets
+        drugs = sorted(self.minutes_by_drug)
+        return {
+            "service_date": self.day.isoformat(),
+            "infusion_times": ", ".join(
+                f"{drug} {'no times' if minutes is None else format_number(round(minutes)) + ' minutes'}"
+                for drug, minutes in sorted(self.minutes_by_drug.items())
+            ),
+            "drug_count": len(drugs),
+            "drugs": ", ".join(drugs),
+            "initial_code": code_sets.initial_infusion,
+            "additional_hour_code": code_sets.additional_hour_infusion,
+            "sequential_code": code_sets.sequential_infusion,
+            "push_code": code_sets.chemotherapy_push,
+            "push_max_minutes": code_sets.push_max_minutes,
+            "limit_minutes": code_sets.long_infusion_minutes,
+        }
+
+
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
     code_sets = ctx.policy.code_sets
-    administration_codes = {
-        code_sets.initial_infusion,
-        code_sets.additional_hour_infusion,
-        code_sets.sequential_infusion,
-        code_sets.chemotherapy_push,
-    }
+    administration_codes = code_sets.administration_time_codes
     codes_on = ctx.codes_on
-    days = {d.line.service_date for d in ctx.doses}
-    for day in sorted(days):
+    doses = ctx.doses
+    days = [doses[0].line.service_date] if len(doses) == 1 else sorted({d.line.service_date for d in doses})
+    for day in days:
         if not codes_on[day].isdisjoint(administration_codes):
             minutes_by_drug, billed = _gather(ctx, day, administration_codes)
             yield from _judge(code_sets, day, minutes_by_drug, billed)
 
 
 def _gather(
-    ctx: ClaimContext, day: dt.date, administration_codes: set[str]
+    ctx: ClaimContext, day: dt.date, administration_codes: frozenset[str]
 ) -> tuple[dict[str, float | None], dict[str, _AdminLines]]:
     """The drugs of `day` (key -> minutes of its longest documented infusion, None: no usable times) and its
     administration lines by code."""
@@ -81,50 +105,47 @@ def _gather(
 def _judge(
     code_sets: CodeSets, day: dt.date, minutes_by_drug: dict[str, float | None], billed: dict[str, _AdminLines]
 ) -> Iterator[RuleResult]:
-    untimed = sorted(drug for drug, minutes in minutes_by_drug.items() if minutes is None)
-    no_times = f"{day.isoformat()}: no usable infusion start and end time for {', '.join(untimed)}"
+    # The message parameters are built only for a finding: most claims bill what their times support.
+    the_day = _Day(code_sets, day, minutes_by_drug)
+    untimed = [drug for drug, minutes in minutes_by_drug.items() if minutes is None]
     timed = [minutes for minutes in minutes_by_drug.values() if minutes is not None]
     push_max = code_sets.push_max_minutes
-    common: dict[str, object] = {
-        "service_date": day.isoformat(),
-        "infusion_times": _times_text(minutes_by_drug),
-        "initial_code": code_sets.initial_infusion,
-        "additional_hour_code": code_sets.additional_hour_infusion,
-        "sequential_code": code_sets.sequential_infusion,
-        "push_code": code_sets.chemotherapy_push,
-        "push_max_minutes": push_max,
-        "limit_minutes": code_sets.long_infusion_minutes,
-    }
 
     initial = billed.get(code_sets.initial_infusion)
     if initial:
         if untimed:
-            yield Skip(PUSH_BILLED_AS_INFUSION, no_times)
-        if not untimed and all(minutes <= push_max for minutes in timed):
+            yield Skip(PUSH_BILLED_AS_INFUSION, _no_times(day, untimed))
+        elif max(timed) <= push_max:
             index, line = initial[0]
-            yield Hit(PUSH_BILLED_AS_INFUSION, line.line_number, f"lines[{index}].procedure_code", common)
-        else:
-            yield from _over(INITIAL_INFUSION_MORE_THAN_ONCE, initial, 1, common)
+            params = the_day.params()
+            yield Hit(PUSH_BILLED_AS_INFUSION, line.line_number, f"lines[{index}].procedure_code", params)
+            initial = None
+        if initial:
+            yield from _over(INITIAL_INFUSION_MORE_THAN_ONCE, initial, 1, the_day)
 
     additional = billed.get(code_sets.additional_hour_infusion)
     if additional and untimed:
-        yield Skip(ADDITIONAL_HOURS_EXCEED_TIME, no_times)
+        yield Skip(ADDITIONAL_HOURS_EXCEED_TIME, _no_times(day, untimed))
     elif additional:
         hours = sum(_additional_hours(minutes, code_sets) for minutes in timed)
-        yield from _over(ADDITIONAL_HOURS_EXCEED_TIME, additional, hours, common)
+        yield from _over(ADDITIONAL_HOURS_EXCEED_TIME, additional, hours, the_day)
 
     sequential = billed.get(code_sets.sequential_infusion)
     if sequential:
-        drugs = sorted(minutes_by_drug)
-        params = {**common, "drug_count": len(drugs), "drugs": ", ".join(drugs)}
-        yield from _over(SEQUENTIAL_EXCEEDS_DRUGS, sequential, len(drugs) - 1, params)
+        allowed = len(minutes_by_drug) - 1
+        yield from _over(SEQUENTIAL_EXCEEDS_DRUGS, sequential, allowed, the_day)
 
     push = billed.get(code_sets.chemotherapy_push)
     if push and untimed:
-        yield Skip(INFUSION_BILLED_AS_PUSH, no_times)
-    elif push and all(minutes > push_max for minutes in timed):
+        yield Skip(INFUSION_BILLED_AS_PUSH, _no_times(day, untimed))
+    elif push and min(timed) > push_max:
         index, line = push[0]
-        yield Hit(INFUSION_BILLED_AS_PUSH, line.line_number, f"lines[{index}].procedure_code", common)
+        params = the_day.params()
+        yield Hit(INFUSION_BILLED_AS_PUSH, line.line_number, f"lines[{index}].procedure_code", params)
+
+
+def _no_times(day: dt.date, untimed: list[str]) -> str:
+    return f"{day.isoformat()}: no usable infusion start and end time for {', '.join(sorted(untimed))}"
 
 
 def _add_drug(minutes_by_drug: dict[str, float | None], drug: str, line: ClaimLine) -> None:
@@ -145,26 +166,25 @@ def _additional_hours(minutes: float, code_sets: CodeSets) -> int:
     return 0 if beyond <= 0 else math.ceil(beyond / code_sets.additional_hour_minutes)
 
 
-def _times_text(minutes_by_drug: dict[str, float | None]) -> str:
-    return ", ".join(
-        f"{drug} {'no times' if minutes is None else format_number(round(minutes)) + ' minutes'}"
-        for drug, minutes in sorted(minutes_by_drug.items())
-    )
-
-
-def _over(rule_id: str, lines: _AdminLines, allowed: int, params: dict[str, object]) -> Iterator[Hit]:
+def _over(rule_id: str, lines: _AdminLines, allowed: int, the_day: _Day) -> tuple[Hit, ...]:
     """One finding on the line whose units take the date's total above `allowed`."""
-    total = sum(line.units for _, line in lines)
-    if total <= allowed:
-        return
-    running = 0.0
-    for index, line in lines:
-        running += line.units
-        if running > allowed:
-            yield Hit(
-                rule_id,
-                line.line_number,
-                f"lines[{index}].units",
-                {**params, "units": format_number(total), "allowed": allowed},
-            )
-            return
+    if len(lines) == 1:
+        # One line (the usual case): no running total needed.
+        index, line = lines[0]
+        total = line.units
+        if total <= allowed:
+            return ()
+    else:
+        total = sum(line.units for _, line in lines)
+        if total <= allowed:
+            return ()
+        running = 0.0
+        over = lines[-1]
+        for item in lines:
+            running += item[1].units
+            if running > allowed:
+                over = item
+                break
+        index, line = over
+    params = {**the_day.params(), "units": format_number(total), "allowed": allowed}
+    return (Hit(rule_id, line.line_number, f"lines[{index}].units", params),)

@@ -48,8 +48,18 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
             yield Hit(INVALID_FORMAT, line.line_number, f"lines[{index}].ndc.code", {"ndc": ndc.code})
     # issue 13 B7
     for drug_line in ctx.drug_lines:
-        if drug_line.line.ndc is not None:
-            yield from _listed_and_quantity(ctx, drug_line)
+        ndc = drug_line.line.ndc
+        if ndc is None:
+            continue
+        profile = drug_line.profile
+        concentration = profile.concentration_mg_per_ml
+        # The usual line: the code's own NDC and, where checked, a quantity in mL that gives its units.
+        if known.get(ndc.code) == profile.code and (
+            concentration is None
+            or (ndc.unit is NdcUnit.ML and _ndc_units(drug_line, ndc.quantity * concentration) == drug_line.line.units)
+        ):
+            continue
+        yield from _listed_and_quantity(ctx, drug_line)
 
 
 def _listed_and_quantity(ctx: ClaimContext, drug_line: DrugLine) -> Iterator[RuleResult]:
@@ -87,10 +97,11 @@ def _listed_and_quantity(ctx: ClaimContext, drug_line: DrugLine) -> Iterator[Rul
         yield Skip(quantity_rule, f"{where}: an NDC quantity in {ndc.unit.value} is not converted to mg (only mL)")
         return
     mg = ndc.quantity * concentration
-    to_units = whole_units_in if drug_line.is_waste else units_for
-    ndc_units = to_units(mg, profile.unit_mg)
+    ndc_units = _ndc_units(drug_line, mg)
+    if ndc_units == line.units:
+        return
     documented = _documented_mg(ctx, drug_line)
-    if ndc_units != line.units and (documented is None or to_units(documented, profile.unit_mg) != ndc_units):
+    if documented is None or _ndc_units(drug_line, documented) != ndc_units:
         yield Hit(
             quantity_rule,
             line.line_number,
@@ -106,6 +117,12 @@ def _listed_and_quantity(ctx: ClaimContext, drug_line: DrugLine) -> Iterator[Rul
                 "unit_mg": format_number(profile.unit_mg),
             },
         )
+
+
+def _ndc_units(drug_line: DrugLine, mg: float) -> int:
+    """`mg` in billing units of the line's code: rounded up on a dose line, whole units on a waste line."""
+    unit_mg = drug_line.profile.unit_mg
+    return whole_units_in(mg, unit_mg) if drug_line.is_waste else units_for(mg, unit_mg)
 
 
 def _documented_mg(ctx: ClaimContext, drug_line: DrugLine) -> float | None:
