@@ -11,7 +11,9 @@ does the same across the claims of a file, so both paths give the same findings 
 - Exact duplicate (error, CARC 18, group OA): a drug line matching another claim's entry on member, code, service
   date, billing NPI, modifiers (as a set) and units. Suspect duplicate (warning): same member, code and date only.
 - Frequency across claims (CARC 151): two administrations (waste lines excluded) of one code on different dates
-  closer than the payer's minimum interval; same-date lines are the duplicate rules' business.
+  closer than the payer's minimum interval, else the label schedule of the earlier dose's size (issue 13 B11, a
+  date's billed units on one claim x unit size), else the profile's; same-date lines are the duplicate rules'
+  business.
 - Authorization across claims (CARC 198): units under one authorization number, summed over the member's other
   claims and this one, above this claim's approved units, when this claim alone is within them (this claim alone
   above them is `CLAIM.PRIOR_AUTHORIZATION.UNITS_EXCEEDED`). Waste lines count when the payer says so.
@@ -113,7 +115,7 @@ def judge(facts: ClaimFacts, history: Sequence[HistoryLine], policy: Policy) -> 
         if duplicate is not None:
             hits.append(duplicate)
         elif not line.waste:
-            too_soon = _too_soon(line, position, others, payer, policy)
+            too_soon = _too_soon(line, position, facts.lines, others, payer=payer, policy=policy)
             if too_soon is not None:
                 hits.append(too_soon)
     exceeded = _authorization_exceeded(facts, others, payer)
@@ -149,21 +151,51 @@ def _duplicate(line: HistoryLine, position: int, others: Iterable[HistoryLine]) 
 
 
 def _too_soon(
-    line: HistoryLine, position: int, others: Iterable[HistoryLine], payer: PayerPolicy, policy: Policy
+    line: HistoryLine,
+    position: int,
+    own: Sequence[HistoryLine],
+    others: Iterable[HistoryLine],
+    *,
+    payer: PayerPolicy,
+    policy: Policy,
 ) -> Hit | None:
+    profile = policy.profiles[line.code]
     overrides = payer.rules.min_days_between_doses
-    min_days = overrides.get(line.code, policy.profiles[line.code].min_days_between_doses)
-    closest: tuple[int, dt.date, str] | None = None
-    for entry in others:
-        if entry.code != line.code or entry.waste or entry.service_date == line.service_date:
-            continue
+    fixed: tuple[int, str] | None = None
+    if line.code in overrides:
+        fixed = overrides[line.code], "payer policy"
+    elif not profile.dose_schedules:
+        fixed = profile.min_days_between_doses, "label schedule with tolerance"
+    candidates = [
+        entry
+        for entry in others
+        if entry.code == line.code and not entry.waste and entry.service_date != line.service_date
+    ]
+    if not candidates:
+        return None
+    # issue 13 B11: the earlier dose's size (a date's billed units on one claim x unit size) sets the interval.
+    units_on: dict[tuple[str, dt.date], float] = {}
+    if fixed is None:
+        for entry in (*own, *candidates):
+            if entry.code == line.code and not entry.waste:
+                key = (entry.claim_id, entry.service_date)
+                units_on[key] = units_on.get(key, 0) + entry.units
+    closest: tuple[int, dt.date, str, int, str] | None = None
+    for entry in candidates:
         days = abs((line.service_date - entry.service_date).days)
-        candidate = (days, entry.service_date, entry.claim_id)
-        if days < min_days and (closest is None or candidate < closest):
+        if fixed is not None:
+            min_days, basis = fixed
+        else:
+            earlier = line if line.service_date < entry.service_date else entry
+            min_days, basis = profile.min_days_after(
+                units_on[(earlier.claim_id, earlier.service_date)] * profile.unit_mg
+            )
+        candidate = (days, entry.service_date, entry.claim_id, min_days, basis)
+        if days < min_days and (closest is None or candidate[:3] < closest[:3]):
             closest = candidate
     if closest is None:
         return None
-    days, other_date, other_claim = closest
+    days, other_date, other_claim, min_days, basis = closest
     return Hit(
         TOO_SOON_ACROSS_CLAIMS.for_code(line.code),
         line.line_number,
@@ -175,7 +207,7 @@ def _too_soon(
             "other_service_date": other_date.isoformat(),
             "days": days,
             "min_days": min_days,
-            "basis": "payer policy" if line.code in overrides else "label schedule with tolerance",
+            "basis": basis,
         },
     )
 

@@ -7,11 +7,18 @@ chapter, block, category and code of the release, one per line, without dots), r
 importing the package: about 0.1 s and 15 MB. A code is billable when no other code of the list extends it
 (ICD-10-CM children always extend their parent's code, 7th characters and X placeholders included).
 `load_icd10cm_from_tree` builds the same sets through the package's tree; a test checks that both agree.
+
+The code list is named after its release (`code-list-April-2026.txt`): CMS's releases take effect on 1 October
+(a new fiscal year) or 1 April (a mid-year update) and stay in force until the next 30 September, so the name
+gives the service dates the set is in force for. The package carries one release; a claim with a service date
+outside it is judged with that release all the same, and the verdict says so (rules/checks/diagnosis.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
+import re
 from importlib import metadata
 from pathlib import Path
 
@@ -19,6 +26,7 @@ from rules.policy_tables import Icd10CmCodeSet
 
 PACKAGE = "simple_icd_10_cm"
 _CODE_LIST_GLOB = "code-list-*.txt"
+_RELEASE_NAME = re.compile(r"code-list-(?P<month>October|April)-(?P<year>[0-9]{4})\.txt")
 
 
 class Icd10CmDataError(Exception):
@@ -37,11 +45,25 @@ def code_list_path() -> Path:
     return found[0]
 
 
+def release_in_force(file_name: str) -> tuple[dt.date, dt.date] | None:
+    """The first and last service dates a code list release is in force for, from its file name; None when the
+    name is not `code-list-<October|April>-<year>.txt`."""
+    match = _RELEASE_NAME.fullmatch(file_name)
+    if match is None:
+        return None
+    year = int(match["year"])
+    if match["month"] == "October":
+        return dt.date(year, 10, 1), dt.date(year + 1, 9, 30)
+    return dt.date(year, 4, 1), dt.date(year, 9, 30)
+
+
 def _dotted(code: str) -> str:
     return f"{code[:3]}.{code[3:]}" if len(code) > 3 else code
 
 
-def code_set_from_list(lines: list[str], source: str) -> Icd10CmCodeSet:
+def code_set_from_list(
+    lines: list[str], source: str, in_force: tuple[dt.date, dt.date] | None = None
+) -> Icd10CmCodeSet:
     """The sets from the lines of a code list (undotted names; chapters are numbers, blocks contain '-')."""
     names = (line.split(" ", 1)[0].strip() for line in lines)
     codes = {name for name in names if name and "-" not in name and not name.isdigit()}
@@ -52,6 +74,8 @@ def code_set_from_list(lines: list[str], source: str) -> Icd10CmCodeSet:
         valid=frozenset(dotted.values()),
         billable=frozenset(text for code, text in dotted.items() if code not in parents),
         source=source,
+        in_force_from=None if in_force is None else in_force[0],
+        in_force_to=None if in_force is None else in_force[1],
     )
 
 
@@ -65,7 +89,8 @@ def load_icd10cm() -> Icd10CmCodeSet:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise Icd10CmDataError(f"cannot read {path}: {error.strerror or error}") from None
-    return code_set_from_list(lines, f"{PACKAGE} {metadata.version(PACKAGE)} ({path.name})")
+    source = f"{PACKAGE} {metadata.version(PACKAGE)} ({path.name})"
+    return code_set_from_list(lines, source, release_in_force(path.name))
 
 
 def load_icd10cm_from_tree() -> Icd10CmCodeSet:

@@ -242,6 +242,8 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         f"{i.prefix} ({i.description}{', not ' + ', '.join(i.excluding) if i.excluding else ''})"
         for i in entry.indications
     )
+    tolerance = entry.schedule_tolerance_days or 0
+    schedules = tuple((s.dose_mg, s.every_weeks, s.every_weeks * 7 - tolerance) for s in entry.dose_schedules)
     return Profile(
         code=entry.code,
         descriptor=info.descriptor,
@@ -265,7 +267,26 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         # issue 13 B7
         concentration_mg_per_ml=entry.concentration_mg_per_ml,
         ndcs=info.ndcs,
+        # issue 13 B12
+        history_indications=tuple(
+            (tuple(h.history), tuple(h.secondary_sites)) for h in entry.history_with_secondary_site
+        ),
+        history_indications_text="; ".join(
+            f"{' or '.join(h.history)} with a secondary site under {', '.join(h.secondary_sites)} ({h.description})"
+            for h in entry.history_with_secondary_site
+        ),
+        # issue 13 B11
+        dose_schedules=schedules,
+        schedule_tolerance_days=tolerance,
+        min_interval_text=_min_interval_text(entry.min_days_between_doses, schedules),
     )
+
+
+def _min_interval_text(min_days: int, schedules: tuple[tuple[float, int, int], ...]) -> str:
+    if not schedules:
+        return f"{min_days} days"
+    after = ", ".join(f"{days} days after {format_number(mg)} mg" for mg, _, days in schedules)
+    return f"{after}, {min_days} days after any other dose"
 
 
 def _expand(ranges: Iterable[tuple[int, int]]) -> frozenset[str]:
@@ -406,6 +427,7 @@ def _catalogue(entries: list[RuleEntry], profiles: dict[str, Profile]) -> dict[s
                     "below_pct": format_number(profile.below_tolerance_pct or 0),
                     "min_days": profile.min_days_between_doses,
                     "min_age": profile.min_age_years,
+                    "min_interval": profile.min_interval_text,
                 }
             )
             rule_id = entry.id.replace("{code}", profile.code)

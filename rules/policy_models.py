@@ -102,6 +102,22 @@ class Indication(BaseModel):
     excluding: list[IcdPrefix] = []
 
 
+class HistoryWithSecondarySite(BaseModel):
+    """An indication coded as the history of the excised primary cancer plus a secondary site (issue 13 B12).
+
+    ICD-10-CM guideline I.C.2.d: a primary excised with no further treatment of the site, now metastatic, is coded
+    with a history code (`history`, e.g. Z85.3) and the secondary site (`secondary_sites`, e.g. C77-C79). A line is
+    indicated when its diagnoses include one of each, and the payer accepts the pair
+    (`accepts_history_with_secondary_site`).
+    """
+
+    model_config = _CONFIG
+
+    history: Annotated[list[IcdPrefix], Field(min_length=1)]
+    secondary_sites: Annotated[list[IcdPrefix], Field(min_length=1)]
+    description: str
+
+
 class WithdrawnIndication(BaseModel):
     model_config = _CONFIG
 
@@ -128,6 +144,15 @@ class DoseLimit(BaseModel):
         return self
 
 
+class DoseSchedule(BaseModel):
+    """A label dose and the schedule it belongs to (issue 13 B11: atezolizumab 1680 mg is the 4-week dose)."""
+
+    model_config = _CONFIG
+
+    dose_mg: PositiveMg
+    every_weeks: Annotated[int, Field(ge=1, le=52)]
+
+
 class DrugProfile(BaseModel):
     model_config = _CONFIG
 
@@ -135,14 +160,32 @@ class DrugProfile(BaseModel):
     drug: str
     indications: Annotated[list[Indication], Field(min_length=1)]
     withdrawn_indications: list[WithdrawnIndication]
+    # issue 13 B12
+    history_with_secondary_site: list[HistoryWithSecondarySite] = []
     dose: DoseLimit
     min_days_between_doses: Annotated[int, Field(ge=1)]
     single_dose_vials_mg: list[PositiveMg]
     # issue 13 B14: the youngest age (whole years on the service date) the coverage criteria accept; None = none.
-    min_age_years: Annotated[int, Field(ge=1, le=120)] | None
+    min_age_years: Annotated[int, Field(ge=1, le=120)] | None = None
+    # issue 13 B11: the minimum interval after a dose of one of these sizes is every_weeks x 7 days less
+    # schedule_tolerance_days (both set, or neither); any other dose keeps min_days_between_doses.
+    dose_schedules: list[DoseSchedule] = []
+    schedule_tolerance_days: Annotated[int, Field(ge=0, le=14)] | None = None
     # issue 13 B7: mg per mL of the product, to convert an NDC quantity in mL; None = not checked.
-    concentration_mg_per_ml: PositiveMg | None
+    concentration_mg_per_ml: PositiveMg | None = None
     source: str
+
+    @model_validator(mode="after")
+    def _schedules_consistent(self) -> DrugProfile:
+        if bool(self.dose_schedules) != (self.schedule_tolerance_days is not None):
+            raise ValueError("set dose_schedules and schedule_tolerance_days together, or neither")
+        doses = [schedule.dose_mg for schedule in self.dose_schedules]
+        if len(set(doses)) < len(doses):
+            raise ValueError("dose_schedules: a dose is listed more than once")
+        tolerance = self.schedule_tolerance_days or 0
+        if any(schedule.every_weeks * 7 <= tolerance for schedule in self.dose_schedules):
+            raise ValueError("dose_schedules: a schedule is not longer than schedule_tolerance_days")
+        return self
 
 
 class ProfilesFile(BaseModel):
@@ -229,6 +272,9 @@ class PayerRules(BaseModel):
     min_days_between_doses: dict[HcpcsCode, Annotated[int, Field(ge=1)]]
     # issue 13 B1: whether 99211 is bundled into a same-day drug administration (Medicare: yes).
     bundles_99211_with_drug_administration: bool
+    # issue 13 B12: whether a profile's history-plus-secondary-site pair (Z85.3 + C77-C79 for J9353) counts as an
+    # indication; false for a payer whose diagnosis list names the primary site only (C50 for J9353).
+    accepts_history_with_secondary_site: bool
 
     @model_validator(mode="after")
     def _jw_consistent(self) -> PayerRules:

@@ -11,11 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rules.arithmetic import format_number
 from rules.policy_models import PayerRules
 from schemas.verdict import Category, GroupCode, RuleSetRef, Severity
 
 _DRUG_SUFFIX = re.compile(r"-[a-z]{4}$")
 _SPACES = re.compile(r"\s+")
+# Below this difference two doses in mg are the same (float noise of units x unit size).
+_MG_EPSILON = 1e-6
 
 
 def normalise_drug_name(name: str) -> str:
@@ -105,6 +108,27 @@ class Profile:
     # (5-4-2; empty: none listed, so no NDC is "not listed").
     concentration_mg_per_ml: float | None
     ndcs: tuple[str, ...]
+    # issue 13 B12: (history prefixes, secondary-site prefixes) pairs that together are an indication when the
+    # payer accepts them, and how messages name them ("" when the profile has none).
+    history_indications: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    history_indications_text: str = ""
+    # issue 13 B11: (dose mg, schedule weeks, minimum days after that dose) of the label's dose-dependent schedules,
+    # and the tolerance in days; empty = every dose keeps min_days_between_doses.
+    dose_schedules: tuple[tuple[float, int, int], ...] = ()
+    schedule_tolerance_days: int = 0
+    min_interval_text: str = ""
+
+    def min_days_after(self, dose_mg: float) -> tuple[int, str]:
+        """The minimum days before the next dose after a dose of `dose_mg` (the billed units x unit size), and the
+        basis a message names: the schedule of that dose when it is one of `dose_schedules`, else
+        `min_days_between_doses`."""
+        for schedule_mg, weeks, min_days in self.dose_schedules:
+            if abs(schedule_mg - dose_mg) < _MG_EPSILON:
+                return min_days, (
+                    f"label schedule of the {format_number(schedule_mg)} mg dose: every {weeks} weeks, less "
+                    f"{self.schedule_tolerance_days} days' tolerance"
+                )
+        return self.min_days_between_doses, "label schedule with tolerance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +194,16 @@ class Icd10CmCodeSet:
     valid: frozenset[str]
     billable: frozenset[str]
     source: str
+    # The service dates the release is in force for (CMS releases take effect on 1 October, the new fiscal year,
+    # or 1 April, a mid-year update, and stay in force until 30 September); None = not known, not checked.
+    in_force_from: dt.date | None = None
+    in_force_to: dt.date | None = None
+
+    def in_force_on(self, day: dt.date) -> bool:
+        """Whether this release is the one in force on `day` (True when its dates are not known)."""
+        if self.in_force_from is None or self.in_force_to is None:
+            return True
+        return self.in_force_from <= day <= self.in_force_to
 
 
 @dataclass(frozen=True, slots=True)

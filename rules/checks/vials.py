@@ -69,7 +69,11 @@ def _group(ctx: ClaimContext, service_date: dt.date, doses: list[DrugLine]) -> I
         administered += record.administered_mg
         discarded += record.discarded_mg
     sizes = profile.single_dose_vials_mg
-    largest = max(sizes)
+    largest = sizes[0]  # largest first (rules.loading)
+    exceeds = discarded >= largest - _MG_TOLERANCE
+    whole = fills_whole_vials(administered + discarded, sizes)
+    if not exceeds and whole:
+        return
     first = doses[0]
     params = {
         "code": code,
@@ -78,20 +82,19 @@ def _group(ctx: ClaimContext, service_date: dt.date, doses: list[DrugLine]) -> I
         "discarded_mg": format_number(discarded),
         "vials_mg": " or ".join(format_number(size) for size in sizes),
     }
-    if discarded >= largest - _MG_TOLERANCE:
+    if exceeds:
         yield Hit(
             DISCARD_EXCEEDS_LAST_VIAL.for_code(code),
             first.line.line_number,
             f"{first.path}.administration.discarded_mg",
             {**params, "largest_vial_mg": format_number(largest)},
         )
-    total = administered + discarded
-    if not fills_whole_vials(total, sizes):
+    if not whole:
         yield Hit(
             NOT_WHOLE_VIALS.for_code(code),
             first.line.line_number,
             f"{first.path}.administration",
-            {**params, "total_mg": format_number(total)},
+            {**params, "total_mg": format_number(administered + discarded)},
         )
 
 

@@ -25,7 +25,7 @@ def _validate(engine: RuleEngine, claim: ClaimSubmitted) -> ClaimValidated:
     return engine.validate(claim, validated_at=VALIDATED_AT, source=None)
 
 
-def test_the_worked_example_passes_with_nothing_to_report(engine: RuleEngine) -> None:
+def test_the_worked_example_passes_with_only_the_icd10cm_release_noted(engine: RuleEngine) -> None:
     # Given the worked example of rules/policy/SOURCES.md: 70 kg x 15 mg/kg = 1050 mg = J9353 x 210, and 200 mg
     # discarded = J9353-JW x 40
     claim = _claim("medicare_j9353")
@@ -33,6 +33,37 @@ def test_the_worked_example_passes_with_nothing_to_report(engine: RuleEngine) ->
     verdict = _validate(engine, claim)
 
     assert verdict.outcome is Outcome.PASS
+    assert verdict.findings == []
+    # Its service date (2026-11-02) is past the installed ICD-10-CM release (April 2026, in force to 2026-09-30):
+    # the codes are judged by it all the same, and the verdict says so.
+    assert {skip.rule_id for skip in verdict.not_evaluated} == {
+        "CLAIM.DIAGNOSIS.UNKNOWN_CODE",
+        "CLAIM.DIAGNOSIS.NOT_BILLABLE",
+    }
+    for skip in verdict.not_evaluated:
+        assert "code-list-April-2026.txt" in skip.reason
+        assert "in force 2026-04-01 to 2026-09-30" in skip.reason
+
+
+def test_a_service_date_in_force_for_the_installed_icd10cm_release_leaves_nothing_unevaluated(
+    engine: RuleEngine,
+) -> None:
+    # Given the worked example moved to 2026-05-04, inside the April 2026 release's dates
+    when = {f"lines.{index}.service_date": "2026-05-04" for index in range(3)}
+    claim = _claim(
+        "medicare_j9353",
+        {
+            "set": {
+                **when,
+                "submitted_on": "2026-05-20",
+                "lines.0.administration.started_at": "2026-05-04T09:00:00-05:00",
+                "lines.0.administration.ended_at": "2026-05-04T09:40:00-05:00",
+            }
+        },
+    )
+
+    verdict = _validate(engine, claim)
+
     assert verdict.findings == []
     assert verdict.not_evaluated == []
 

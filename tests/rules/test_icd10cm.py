@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 
-from rules.icd10cm import code_set_from_list, load_icd10cm, load_icd10cm_from_tree
+from rules.icd10cm import code_set_from_list, load_icd10cm, load_icd10cm_from_tree, release_in_force
 
 
 def test_the_sets_from_the_code_list_equal_those_of_the_package_tree() -> None:
@@ -37,3 +38,19 @@ def test_loading_the_sets_does_not_import_the_package() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip() == "False"
+
+
+def test_a_release_is_in_force_from_its_month_to_the_end_of_the_fiscal_year() -> None:
+    assert release_in_force("code-list-April-2026.txt") == (dt.date(2026, 4, 1), dt.date(2026, 9, 30))
+    assert release_in_force("code-list-October-2025.txt") == (dt.date(2025, 10, 1), dt.date(2026, 9, 30))
+    assert release_in_force("code-list-2026.txt") is None
+
+
+def test_the_installed_release_knows_the_dates_it_is_in_force_for() -> None:
+    code_set = load_icd10cm()
+    assert code_set.in_force_from is not None
+    assert code_set.in_force_to is not None
+    assert code_set.in_force_on(code_set.in_force_from)
+    assert code_set.in_force_on(code_set.in_force_to)
+    assert not code_set.in_force_on(code_set.in_force_to + dt.timedelta(days=1))
+    assert not code_set.in_force_on(code_set.in_force_from - dt.timedelta(days=1))

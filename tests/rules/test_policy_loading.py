@@ -10,7 +10,7 @@ import pytest
 
 from rules.engine import RuleEngine, load_engine
 from rules.loading import PolicyError, load_policy
-from rules.policy_models import PAYER_FIELDS, NamedPayer, PayerOverride, PayerRules
+from rules.policy_models import PAYER_FIELDS, DrugProfile, NamedPayer, PayerOverride, PayerRules
 from rules.policy_tables import Icd10CmCodeSet, Policy
 from schemas.claim import ClaimSubmitted
 from tests.rules.cases_loader import apply_patch, load_bases
@@ -259,3 +259,47 @@ def test_counts_waste_field_decides_whether_jw_units_count(
 
     # Then the waste counts toward the approved units only when the field says so
     assert [f.rule_id for f in verdict.findings] == expected
+
+
+def test_j9022_minimum_interval_depends_on_the_dose(engine: RuleEngine) -> None:
+    j9022, j9353 = engine.policy.profiles["J9022"], engine.policy.profiles["J9353"]
+
+    assert [j9022.min_days_after(mg)[0] for mg in (840, 1200, 1680, 1000)] == [12, 19, 26, 12]
+    assert j9353.min_days_after(1050)[0] == 18
+
+
+_PROFILE = {
+    "code": "J9022",
+    "drug": "atezolizumab",
+    "indications": [{"prefix": "C34", "description": "lung"}],
+    "withdrawn_indications": [],
+    "dose": {"mg_per_kg": None, "max_mg": 1680, "above_tolerance_pct": 0, "below_tolerance_pct": None},
+    "min_days_between_doses": 12,
+    "single_dose_vials_mg": [840],
+    "source": "test",
+}
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"dose_schedules": [{"dose_mg": 840, "every_weeks": 2}]}, "together"),
+        ({"schedule_tolerance_days": 2}, "together"),
+        (
+            {"dose_schedules": [{"dose_mg": 840, "every_weeks": 2}] * 2, "schedule_tolerance_days": 2},
+            "more than once",
+        ),
+        ({"dose_schedules": [{"dose_mg": 840, "every_weeks": 1}], "schedule_tolerance_days": 7}, "not longer"),
+    ],
+)
+def test_inconsistent_dose_schedules_are_refused(extra: dict[str, object], expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        DrugProfile.model_validate_json(json.dumps({**_PROFILE, **extra}))
+
+
+def test_history_with_secondary_site_is_read_into_the_profile(engine: RuleEngine) -> None:
+    j9353 = engine.policy.profiles["J9353"]
+
+    assert j9353.history_indications == ((("Z85.3",), ("C77", "C78", "C79")),)
+    assert engine.policy.payer_defaults["medicaid"].rules.accepts_history_with_secondary_site
+    assert not engine.policy.named_payers["EXAMPLE-MEDICAID-1"].rules.accepts_history_with_secondary_site
