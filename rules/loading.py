@@ -183,6 +183,7 @@ def _code_infos(codes_file: CodesFile) -> dict[str, CodeInfo]:
             unit_mg=entry.unit_mg,
             effective_from=entry.effective_from,
             drug=entry.drug_names[0],
+            ndcs=tuple(entry.ndcs),
         )
         for entry in codes_file.codes
     }
@@ -263,6 +264,9 @@ def _profile(entry: DrugProfile, info: CodeInfo) -> Profile:
         # Largest first: the vial arithmetic (rules/checks/vials.py) tries the larger sizes first.
         single_dose_vials_mg=tuple(sorted(set(entry.single_dose_vials_mg), reverse=True)),
         min_age_years=entry.min_age_years,
+        # issue 13 B7
+        concentration_mg_per_ml=entry.concentration_mg_per_ml,
+        ndcs=info.ndcs,
         # issue 13 B12
         history_indications=tuple(
             (tuple(h.history), tuple(h.secondary_sites)) for h in entry.history_with_secondary_site
@@ -308,6 +312,20 @@ def _code_sets(code_sets: CodeSetsFile) -> CodeSets:
         drug_code_prefixes=tuple(code_sets.drug_code_prefixes),
         em_codes_bundled_with_drug_administration=frozenset(code_sets.em_codes_bundled_with_drug_administration),
         jw_jz_out_of_scope_bill_types=frozenset(code_sets.jw_jz_out_of_scope_bill_types),
+        # issue 13 B6
+        initial_infusion=code_sets.initial_infusion_code,
+        sequential_infusion=code_sets.sequential_infusion_code,
+        chemotherapy_push=code_sets.chemotherapy_push_code,
+        push_max_minutes=code_sets.push_max_minutes,
+        additional_hour_minutes=code_sets.additional_hour_minutes,
+        administration_time_codes=frozenset(
+            (
+                code_sets.initial_infusion_code,
+                code_sets.additional_hour_infusion_code,
+                code_sets.sequential_infusion_code,
+                code_sets.chemotherapy_push_code,
+            )
+        ),
     )
 
 
@@ -398,6 +416,9 @@ def _catalogue(entries: list[RuleEntry], profiles: dict[str, Profile]) -> dict[s
             if entry.requires == "weight_based_dose" and profile.below_factor is None:
                 continue
             if entry.requires == "min_age" and profile.min_age_years is None:
+                continue
+            # issue 13 B7
+            if entry.requires == "concentration" and profile.concentration_mg_per_ml is None:
                 continue
             description = entry.description.format_map(
                 {

@@ -171,6 +171,8 @@ class DrugProfile(BaseModel):
     # schedule_tolerance_days (both set, or neither); any other dose keeps min_days_between_doses.
     dose_schedules: list[DoseSchedule] = []
     schedule_tolerance_days: Annotated[int, Field(ge=0, le=14)] | None = None
+    # issue 13 B7: mg per mL of the product, to convert an NDC quantity in mL; None = not checked.
+    concentration_mg_per_ml: PositiveMg | None = None
     source: str
 
     @model_validator(mode="after")
@@ -215,6 +217,12 @@ class CodeSetsFile(BaseModel):
     em_codes_bundled_with_drug_administration: list[HcpcsCode]
     # issue 13 B3
     jw_jz_out_of_scope_bill_types: list[Annotated[str, Field(pattern=r"^[0-9]{2}$")]]
+    # issue 13 B6
+    initial_infusion_code: HcpcsCode
+    sequential_infusion_code: HcpcsCode
+    chemotherapy_push_code: HcpcsCode
+    push_max_minutes: Annotated[int, Field(gt=0)]
+    additional_hour_minutes: Annotated[int, Field(gt=0)]
 
     @field_validator("evaluation_and_management_codes", "drug_administration_codes", "non_chemotherapy_infusion_codes")
     @classmethod
@@ -367,7 +375,7 @@ class RuleEntry(BaseModel):
 
     id: str
     scope: RuleScope
-    requires: Literal["weight_based_dose", "min_age"] | None = None
+    requires: Literal["weight_based_dose", "min_age", "concentration"] | None = None
     category: Category
     severity: Severity
     carc: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,4}$")] | None

@@ -71,6 +71,8 @@ class CodeInfo:
     unit_mg: float
     effective_from: dt.date | None
     drug: str
+    # issue 13 B7: the NDCs listed for the code, 5-4-2 (empty: none in the sources).
+    ndcs: tuple[str, ...] = ()
 
     def in_effect_on(self, day: dt.date) -> bool:
         return self.effective_from is None or day >= self.effective_from
@@ -102,6 +104,10 @@ class Profile:
     single_dose_vials_mg: tuple[float, ...]
     # The youngest age in whole years on the service date (rules/checks/coverage.py); None = not checked.
     min_age_years: int | None
+    # issue 13 B7: mg per mL of the product (None: NDC quantities are not checked), and the code's listed NDCs
+    # (5-4-2; empty: none listed, so no NDC is "not listed").
+    concentration_mg_per_ml: float | None
+    ndcs: tuple[str, ...]
     # issue 13 B12: (history prefixes, secondary-site prefixes) pairs that together are an indication when the
     # payer accepts them, and how messages name them ("" when the profile has none).
     history_indications: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
@@ -146,6 +152,14 @@ class CodeSets:
     em_codes_bundled_with_drug_administration: frozenset[str]
     # issue 13 B3: types of bill (two digits) outside the JW/JZ policy
     jw_jz_out_of_scope_bill_types: frozenset[str]
+    # issue 13 B6: administration units against the infusion time
+    initial_infusion: str
+    sequential_infusion: str
+    chemotherapy_push: str
+    push_max_minutes: int
+    additional_hour_minutes: int
+    # the three codes above and additional_hour_infusion, for a quick "anything to check on this date?"
+    administration_time_codes: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from rules.checks import (
     administration,
+    administration_time,
     code,
     coverage,
     crosswalk,
@@ -55,6 +56,8 @@ DRUG_CLAIM_CHECKS: tuple[Check, ...] = (
     Check(place_of_service.check, place_of_service.RULES),
     Check(coverage.check, coverage.RULES),
     Check(ndc.check, ndc.RULES),
+    # issue 13 B6
+    Check(administration_time.check, administration_time.RULES),
 )
 
 # Every check: what a claim with drug lines runs, and what the catalogue is verified against.

@@ -17,14 +17,16 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
     codes_on = ctx.codes_on
     place_of_service = ctx.claim.place_of_service
     in_office = place_of_service is not None and place_of_service in code_sets.office_places_of_service
-    chemotherapy = code_sets.chemotherapy_infusion
+    # issue 13 B6: a push (96409) is an administration code too; whether the times make it one is
+    # CLAIM.ADMINISTRATION.INFUSION_BILLED_AS_PUSH's to say.
+    administration_codes = code_sets.chemotherapy_infusion | {code_sets.chemotherapy_push}
     additional_hour = code_sets.additional_hour_infusion
     long_minutes = code_sets.long_infusion_minutes
     for drug_line in ctx.doses:
         code = drug_line.profile.code
         line = drug_line.line
         billed_that_day = codes_on[line.service_date]
-        if in_office and billed_that_day.isdisjoint(chemotherapy):
+        if in_office and billed_that_day.isdisjoint(administration_codes):
             yield Hit(
                 NO_CHEMO_ADMIN_CODE.for_code(code),
                 line.line_number,
