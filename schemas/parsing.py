@@ -113,7 +113,7 @@ def _checked_claim(raw: bytes, claim: ClaimSubmitted, known: int) -> ParseResult
 
 # A quote, JSON whitespace, a colon: the end of an object key.
 _KEY_END = re.compile(rb'"[ \t\n\r]*:')
-_QUOTE_THEN_WHITESPACE = (b'" ', b'"\t', b'"\n', b'"\r')
+_QUOTE_THEN_WHITESPACE = re.compile(rb'"[ \t\n\r]')
 
 
 def _key_count_bound(raw: bytes) -> int:
@@ -125,10 +125,9 @@ def _key_count_bound(raw: bytes) -> int:
     so a bound equal to `known_field_count` proves there is no duplicate and no unknown key. Without a quote followed
     by whitespace, counting `":` gives the same bound at C speed.
     """
-    for pattern in _QUOTE_THEN_WHITESPACE:
-        if pattern in raw:
-            return len(_KEY_END.findall(raw))
-    return raw.count(b'":')
+    if _QUOTE_THEN_WHITESPACE.search(raw) is None:
+        return raw.count(b'":')
+    return len(_KEY_END.findall(raw))
 
 
 def source_event_id_of(document: dict[str, Any], raw: bytes) -> str:
