@@ -168,6 +168,8 @@ class CodeSetsFile(BaseModel):
     drug_code_prefixes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z]$")]], Field(min_length=1)]
     # issue 13 B3
     jw_jz_out_of_scope_bill_types: list[Annotated[str, Field(pattern=r"^[0-9]{2}$")]]
+    # CMS edit tables (rules/ncci.py): modifiers that let a PTP pair with modifier indicator 1 be paid.
+    ncci_pair_modifiers: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z0-9]{2}$")]], Field(min_length=1)]
 
     @field_validator("evaluation_and_management_codes", "drug_administration_codes", "non_chemotherapy_infusion_codes")
     @classmethod

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rules.ncci import NO_NCCI_TABLES, NcciTables
 from rules.policy_models import PayerRules
 from schemas.verdict import Category, GroupCode, RuleSetRef, Severity
 
@@ -118,6 +119,8 @@ class CodeSets:
     drug_code_prefixes: tuple[str, ...]
     # issue 13 B3: types of bill (two digits) outside the JW/JZ policy
     jw_jz_out_of_scope_bill_types: frozenset[str]
+    ncci_pair_modifiers: frozenset[str]
+    ncci_pair_modifiers_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +180,5 @@ class Policy:
     payer_defaults: Mapping[str, PayerPolicy]
     named_payers: Mapping[str, PayerPolicy]
     icd10cm: Icd10CmCodeSet
+    # CMS edit tables (MUE, PTP) from the policy directory; empty without one (the MUE and PTP rules then do not run).
+    ncci: NcciTables = NO_NCCI_TABLES

@@ -17,9 +17,11 @@ from rules.checks import (
     documentation,
     frequency,
     modifier_25,
+    mue,
     ndc,
     place_of_service,
     prior_authorization,
+    ptp,
     timely_filing,
     units,
     waste,
@@ -51,6 +53,9 @@ DRUG_CLAIM_CHECKS: tuple[Check, ...] = (
     Check(frequency.check, frequency.RULES),
     Check(place_of_service.check, place_of_service.RULES),
     Check(ndc.check, ndc.RULES),
+    # CMS edit tables: these run only with a policy directory (rules/ncci.py); without one they yield nothing.
+    Check(mue.check, mue.RULES),
+    Check(ptp.check, ptp.RULES),
 )
 
 # Every check: what a claim with drug lines runs, and what the catalogue is verified against.

@@ -151,5 +151,5 @@ def test_naive_validation_time_is_refused(engine: RuleEngine) -> None:
 
 
 def test_repr_shows_ruleset_and_profiles(engine: RuleEngine) -> None:
-    assert repr(engine).startswith("<RuleEngine ruleset=j9353@1.2.0 rules=")
+    assert repr(engine).startswith("<RuleEngine ruleset=j9353@1.3.0 rules=")
     assert "profiles=J9353,J9022" in repr(engine)

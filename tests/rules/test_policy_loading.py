@@ -104,7 +104,7 @@ def test_user_payer_file_marks_the_ruleset_version(tmp_path: Path) -> None:
     first = _policy(tmp_path, "payers: []\n")
     second = _policy(tmp_path, "payers: []  # changed\n")
 
-    assert first.ruleset.version.startswith("1.2.0+payers.")
+    assert first.ruleset.version.startswith("1.3.0+payers.")
     assert first.ruleset.version != second.ruleset.version
 
 

@@ -158,7 +158,7 @@ def test_payer_policy_file_changes_the_ruleset_version(
     code, output, _ = _run(capsysbinary, str(EXAMPLES), "--payer-policy-file", str(policy), "--validated-at", AT)
 
     assert code == ExitCode.RECORDS_FAILED
-    assert json.loads(output[0])["ruleset"]["version"].startswith("1.2.0+payers.")
+    assert json.loads(output[0])["ruleset"]["version"].startswith("1.3.0+payers.")
 
 
 def test_missing_input_file_is_a_usage_error(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
@@ -223,7 +223,7 @@ def test_rules_command_text_names_the_ruleset(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
 
     assert code == ExitCode.OK
-    assert out.startswith("Rule set j9353 1.2.0: ")
+    assert out.startswith("Rule set j9353 1.3.0: ")
     assert "J9353.UNITS.DOSE_ABOVE_LABEL  [units, error; CARC 153" in out
 
 
