@@ -137,16 +137,19 @@ class NcciTables:
     ptp: Mapping[Setting, PtpTable] = field(default_factory=lambda: MappingProxyType({}))
     # First 12 hex digits of the manifest's SHA-256; None without a policy directory.
     digest: str | None = None
+    # The effective_from dates of `mue`'s tables, per setting, for the look-up by date.
+    mue_starts: Mapping[Setting, tuple[dt.date, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def mue_on(self, setting: Setting, day: dt.date) -> MueTable | None:
         """The MUE table of `setting` in effect on `day` (the latest effective_from <= day), or None."""
         tables = self.mue.get(setting)
         if not tables:
             return None
-        index = bisect.bisect_right([t.effective_from for t in tables], day) if len(tables) > 1 else 1
-        if index == 0 or tables[index - 1].effective_from > day:
-            return None
-        return tables[index - 1]
+        latest = tables[-1]
+        if latest.effective_from <= day:
+            return latest  # the usual case: a claim of the current quarter
+        index = bisect.bisect_right(self.mue_starts[setting], day)
+        return tables[index - 1] if index else None
 
     def __repr__(self) -> str:
         mue = {s.value: len(t) for s, t in self.mue.items()}
@@ -183,10 +186,12 @@ def load_ncci_tables(directory: Path) -> NcciTables:
             if entry.setting in ptp:
                 raise NcciTableError(f"{manifest_path}: two PTP tables for the {entry.setting} setting")
             ptp[entry.setting] = _ptp_table(entry, rows)
+    ordered = {s: tuple(sorted(t, key=lambda m: m.effective_from)) for s, t in mue.items()}
     return NcciTables(
-        mue=MappingProxyType({s: tuple(sorted(t, key=lambda m: m.effective_from)) for s, t in mue.items()}),
+        mue=MappingProxyType(ordered),
         ptp=MappingProxyType(ptp),
         digest=hashlib.sha256(raw).hexdigest()[:12],
+        mue_starts=MappingProxyType({s: tuple(m.effective_from for m in t) for s, t in ordered.items()}),
     )
 
 

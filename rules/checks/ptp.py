@@ -34,16 +34,22 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
         yield Skip(PAIR, f"no {setting.value} PTP table in the policy directory")
         return
     edits = table.edits
-    lines = ctx.claim.lines
-    # Only the lines whose code is a column 1 code start a look-up; most claims have one or two.
+    # Fast path (most claims): no date has a column 1 code and one of its column 2 codes; set look-ups only.
+    pair_dates = {
+        day
+        for day, codes in ctx.codes_on.items()
+        if len(codes) > 1
+        and any((column_2s := edits.get(code)) is not None and not column_2s.keys().isdisjoint(codes) for code in codes)
+    }
+    if not pair_dates:
+        return
     by_date: dict[dt.date, list[tuple[int, ClaimLine]]] = {}
-    for position, line in enumerate(lines):
-        by_date.setdefault(line.service_date, []).append((position, line))
+    for position, line in enumerate(ctx.claim.lines):
+        if line.service_date in pair_dates:
+            by_date.setdefault(line.service_date, []).append((position, line))
     bypass = ctx.policy.code_sets.ncci_pair_modifiers
     flagged: set[int] = set()
     for day, day_lines in by_date.items():
-        if len(day_lines) < 2:
-            continue
         for _, first in day_lines:
             column_2s = edits.get(first.procedure_code)
             if column_2s is None:

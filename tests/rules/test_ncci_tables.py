@@ -6,6 +6,7 @@ Every table here is written by the test in CMS's layout; the values are made up,
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -174,3 +175,30 @@ def test_claims_worker_rules_lists_the_new_rules_with_their_codes_and_sources(
     assert listed["CLAIM.BUNDLING.PTP_PAIR"]["category"] == "bundling"
     assert "[CMS-NCCI]" in listed["CLAIM.BUNDLING.PTP_PAIR"]["source"]
     assert "[CMS-MUE] (M)" in listed["CLAIM.UNITS.MUE_DATE_EXCEEDED"]["source"]
+
+
+def test_the_mue_table_of_a_date_is_the_latest_quarter_that_began_on_or_before_it(tmp_path: Path) -> None:
+    for effective in ("2026-01-01", "2026-04-01", "2026-07-01"):
+        _mue_dir(tmp_path, 250, effective=effective)
+    tables = load_ncci_tables(tmp_path)
+
+    def start(day: str) -> str | None:
+        table = tables.mue_on(Setting.PRACTITIONER, dt.date.fromisoformat(day))
+        return table.effective_from.isoformat() if table else None
+
+    assert start("2025-12-31") is None
+    assert start("2026-01-01") == "2026-01-01"
+    assert start("2026-03-31") == "2026-01-01"
+    assert start("2026-04-01") == "2026-04-01"
+    assert start("2026-06-30") == "2026-04-01"
+    assert start("2027-02-01") == "2026-07-01"
+    assert tables.mue_on(Setting.FACILITY, dt.date(2026, 5, 1)) is None
+
+
+def test_run_with_a_missing_policy_directory_exits_3_before_reaching_kafka(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "--policy-dir", str(tmp_path / "absent")])
+
+    assert code == ExitCode.CONFIG
+    assert "CLAIMS_POLICY_DIR" in capsys.readouterr().err
