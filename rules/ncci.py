@@ -1,7 +1,7 @@
 """NCCI edit tables (MUE, PTP) from a policy directory, as `claims-worker policy import-mue|import-ptp` write it.
 
 A policy directory holds `manifest.json` and one JSON file per imported table. The manifest lists every table
-(kind, setting, effective date, source file name and SHA-256, row count, the table file's SHA-256); it is
+(kind, setting, effective date, source file names and SHA-256s, row count, the table file's SHA-256); it is
 written last, by an atomic rename, so a reader sees the tables of one import or of the one before, never half.
 
 - MUE tables are effective-dated: one per setting and quarter (`effective_from`); a line is judged by the table
@@ -51,6 +51,15 @@ class TableKind(StrEnum):
 # ------------------------------------------------------------------------------------------------ the files
 
 
+class SourceFile(BaseModel):
+    """A CMS file an imported table was read from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class ManifestEntry(BaseModel):
     """One imported table, as the manifest lists it."""
 
@@ -63,8 +72,12 @@ class ManifestEntry(BaseModel):
     file: Annotated[str, Field(pattern=r"^[a-z0-9._-]+\.json$")]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     rows: Annotated[int, Field(ge=0)]
-    source_file: str
-    source_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    # CMS's files (a PTP table comes in several part files: f1, f2, ...), names and SHA-256 as imported.
+    sources: Annotated[list[SourceFile], Field(min_length=1)]
+
+    @property
+    def source_names(self) -> str:
+        return ", ".join(source.name for source in self.sources)
 
 
 class Manifest(BaseModel):
@@ -222,7 +235,7 @@ def _mue_table(entry: ManifestEntry, rows: list[list[object]]) -> MueTable:
             limits[str(code)] = MueLimit(int(str(value)), int(str(indicator)), str(rationale))
     except (TypeError, ValueError):
         raise NcciTableError(f"{entry.file}: an MUE row is not [code, value, indicator, rationale]") from None
-    return MueTable(entry.effective_from, entry.source_file, MappingProxyType(limits))
+    return MueTable(entry.effective_from, entry.source_names, MappingProxyType(limits))
 
 
 def _ptp_table(entry: ManifestEntry, rows: list[list[object]]) -> PtpTable:
@@ -246,4 +259,4 @@ def _ptp_table(entry: ManifestEntry, rows: list[list[object]]) -> PtpTable:
         column_1: MappingProxyType({column_2: tuple(pair) for column_2, pair in by_column_2.items()})
         for column_1, by_column_2 in edits.items()
     }
-    return PtpTable(entry.source_file, MappingProxyType(frozen))
+    return PtpTable(entry.source_names, MappingProxyType(frozen))

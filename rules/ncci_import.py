@@ -37,6 +37,7 @@ from rules.ncci import (
     ManifestEntry,
     NcciTableError,
     Setting,
+    SourceFile,
     TableKind,
     manifest_bytes,
 )
@@ -66,8 +67,8 @@ class ParsedTable:
     setting: Setting
     effective_from: dt.date | None
     rows: list[list[object]]
-    source_file: str
-    source_sha256: str
+    # (file name, SHA-256) of each CMS file read.
+    sources: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ def parse_mue(raw: bytes, name: str, *, effective_from: dt.date | None = None) -
         rows.append([code, int(value_text), int(indicator.group(1)), rationale])
     if not rows:
         raise NcciFormatError(f"{name}: no MUE rows below the header (line {header_line})")
-    return ParsedTable(TableKind.MUE, setting, effective, rows, Path(name).name, hashlib.sha256(raw).hexdigest())
+    return ParsedTable(TableKind.MUE, setting, effective, rows, ((Path(name).name, hashlib.sha256(raw).hexdigest()),))
 
 
 # (header as CMS writes it, how its whitespace-free lower-case form ends): the value column's header starts with the
@@ -248,7 +249,19 @@ def parse_ptp(raw: bytes, name: str, *, setting: Setting | None = None) -> Parse
         ])  # fmt: skip
     if not rows:
         raise NcciFormatError(f"{name}: no PTP rows below the header (line {header_line})")
-    return ParsedTable(TableKind.PTP, chosen, None, rows, Path(name).name, hashlib.sha256(raw).hexdigest())
+    return ParsedTable(TableKind.PTP, chosen, None, rows, ((Path(name).name, hashlib.sha256(raw).hexdigest()),))
+
+
+def merge_ptp(parts: list[ParsedTable]) -> ParsedTable:
+    """One PTP table from the part files of one quarter (CMS splits a setting's edits over f1, f2, ...). Raises
+    `NcciFormatError` when the parts are of different settings."""
+    settings = {part.setting for part in parts}
+    if len(settings) != 1:
+        names = ", ".join(f"{name} ({part.setting})" for part in parts for name, _ in part.sources)
+        raise NcciFormatError(f"the PTP files are of different settings: {names}")
+    rows = [row for part in parts for row in part.rows]
+    sources = tuple(source for part in parts for source in part.sources)
+    return ParsedTable(TableKind.PTP, parts[0].setting, None, rows, sources)
 
 
 def _ptp_header(records: Iterator[tuple[int, list[str]]], name: str) -> int:
@@ -301,8 +314,7 @@ def import_table(table: ParsedTable, directory: Path) -> ImportResult:
         file=f"{table.kind}-{table.setting}{when}-{digest[:12]}.json",
         sha256=digest,
         rows=len(table.rows),
-        source_file=table.source_file,
-        source_sha256=table.source_sha256,
+        sources=[SourceFile(name=name, sha256=sha256) for name, sha256 in table.sources],
     )
     kept = [
         other

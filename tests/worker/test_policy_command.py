@@ -35,8 +35,7 @@ def test_import_mue_writes_the_table_and_a_manifest_with_its_source_rows_and_dig
     assert entry["setting"] == "practitioner"
     assert entry["effective_from"] == "2026-01-01"
     assert entry["rows"] == 3
-    assert entry["source_file"] == MUE_NAME
-    assert entry["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert entry["sources"] == [{"name": MUE_NAME, "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}]
     assert entry["sha256"] == hashlib.sha256((policy_dir / entry["file"]).read_bytes()).hexdigest()
     tables = load_ncci_tables(policy_dir)
     [table] = tables.mue[next(iter(tables.mue))]
@@ -68,7 +67,7 @@ def test_two_quarters_of_mue_are_kept_side_by_side_and_the_same_quarter_is_repla
         assert main(["policy", "import-mue", str(source), "--policy-dir", str(policy_dir)]) == ExitCode.OK
 
     manifest = json.loads((policy_dir / "manifest.json").read_text())
-    assert [(t["effective_from"], t["source_file"]) for t in manifest["tables"]] == [
+    assert [(t["effective_from"], t["sources"][0]["name"]) for t in manifest["tables"]] == [
         ("2026-01-01", first.name),
         ("2026-04-01", again.name),
     ]
@@ -109,6 +108,41 @@ def test_import_ptp_reads_a_header_continued_over_several_rows_as_the_xlsx_saved
 
     assert code == ExitCode.OK
     assert "facility" in {s.value for s in load_ncci_tables(tmp_path / "p").ptp}
+
+
+def test_import_ptp_reads_every_part_file_of_a_quarter_into_one_table_that_replaces_the_last(tmp_path: Path) -> None:
+    policy_dir = tmp_path / "policy"
+    old = write(tmp_path / "ccipra-v320r0-f1.txt", ptp_text([("96413", "36000", "20090101", "*", 0)]))
+    part_1 = write(tmp_path / "ccipra-v321r0-f1.txt", ptp_text([("96413", "36415", "20090101", "*", 1)]))
+    part_2 = write(tmp_path / "ccipra-v321r0-f2.txt", ptp_text([("96415", "36415", "20090101", "*", 1)]))
+    assert main(["policy", "import-ptp", str(old), "--policy-dir", str(policy_dir)]) == ExitCode.OK
+
+    code = main(["policy", "import-ptp", str(part_1), str(part_2), "--policy-dir", str(policy_dir)])
+
+    assert code == ExitCode.OK
+    [entry] = json.loads((policy_dir / "manifest.json").read_text())["tables"]
+    assert [source["name"] for source in entry["sources"]] == [part_1.name, part_2.name]
+    assert entry["rows"] == 2
+    table = next(iter(load_ncci_tables(policy_dir).ptp.values()))
+    assert set(table.edits) == {"96413", "96415"}
+    assert "36000" not in table.edits["96413"]
+    assert len(_files(policy_dir)) == 2  # the manifest and the new table; the old table file is removed
+
+
+def test_a_malformed_part_file_leaves_the_previous_ptp_table_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy_dir = tmp_path / "policy"
+    good = write(tmp_path / "ccipra-v321r0-f1.txt", ptp_text([("96413", "36415", "20090101", "*", 1)]))
+    bad = write(tmp_path / "ccipra-v321r0-f2.txt", PTP_PREAMBLE + PTP_HEADER + "96413\t36000\t\t20090101\t*\t7\tx\n")
+    assert main(["policy", "import-ptp", str(good), "--policy-dir", str(policy_dir)]) == ExitCode.OK
+    before = _files(policy_dir)
+
+    code = main(["policy", "import-ptp", str(good), str(bad), "--policy-dir", str(policy_dir)])
+
+    assert code == ExitCode.CONFIG
+    assert "ccipra-v321r0-f2.txt line 4: modifier indicator '7'" in capsys.readouterr().err
+    assert _files(policy_dir) == before
 
 
 MALFORMED_MUE = {

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from rules.ncci import NcciTableError, Setting
-from rules.ncci_import import NcciFormatError, ParsedTable, import_table, parse_mue, parse_ptp
+from rules.ncci_import import NcciFormatError, ParsedTable, import_table, merge_ptp, parse_mue, parse_ptp
 from worker.exit_codes import ExitCode
 from worker.settings import ConfigError, env_name, load_history_settings
 
@@ -46,7 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ptp = actions.add_parser(
         "import-ptp", help="import a CMS NCCI PTP (column 1/column 2) table, CSV or text, into the policy directory"
     )
-    ptp.add_argument("file", type=Path, help="the PTP table as CMS publishes it, CSV or tab-delimited text")
+    ptp.add_argument(
+        "file",
+        type=Path,
+        nargs="+",
+        help="the PTP table as CMS publishes it, CSV or tab-delimited text: every part file of the setting's quarter "
+        "(f1, f2, ...) in one import, which replaces the setting's previous PTP table",
+    )
     ptp.add_argument(
         "--setting",
         choices=[setting.value for setting in Setting],
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         table = _parse(args)
     except OSError as error:
-        print(f"{command}: cannot read {args.file}: {error.strerror or error}", file=sys.stderr)
+        print(f"{command}: cannot read {error.filename}: {error.strerror or error}; nothing written", file=sys.stderr)
         return ExitCode.CONFIG
     except NcciFormatError as error:
         print(f"{command}: {error}; nothing written", file=sys.stderr)
@@ -92,18 +98,22 @@ def run(args: argparse.Namespace) -> int:
     when = f", effective {entry.effective_from.isoformat()}" if entry.effective_from else ""
     verb = "replaced" if result.replaced else "added"
     print(
-        f"{verb} {entry.kind.value.upper()} {entry.setting.value}{when}: {entry.rows} rows from {entry.source_file} "
+        f"{verb} {entry.kind.value.upper()} {entry.setting.value}{when}: {entry.rows} rows from {entry.source_names} "
         f"-> {directory / entry.file}"
     )
     return ExitCode.OK
 
 
 def _parse(args: argparse.Namespace) -> ParsedTable:
-    path: Path = args.file
+    if args.action == "import-mue":
+        return parse_mue(_read(args.file), str(args.file), effective_from=args.effective_from)
+    setting = Setting(args.setting) if args.setting else None
+    return merge_ptp([parse_ptp(_read(path), str(path), setting=setting) for path in args.file])
+
+
+def _read(path: Path) -> bytes:
     with path.open("rb") as handle:
         raw = handle.read(_MAX_FILE_BYTES + 1)
     if len(raw) > _MAX_FILE_BYTES:
         raise NcciFormatError(f"{path}: larger than {_MAX_FILE_BYTES} bytes")
-    if args.action == "import-mue":
-        return parse_mue(raw, str(path), effective_from=args.effective_from)
-    return parse_ptp(raw, str(path), setting=Setting(args.setting) if args.setting else None)
+    return raw
