@@ -6,7 +6,8 @@ INTERFACE CONTRACT (used by worker/ and bench/; keep these signatures stable):
 - `RuleEngine.validate(claim, *, validated_at, source)` -> `ClaimValidated`.
 - `RuleEngine.with_unknown_fields(verdict, unknown_fields)` -> `ClaimValidated` (plus SCHEMA.UNKNOWN_FIELD warnings).
 - `RuleEngine.verdict_for_schema_failure(failure, *, validated_at, source)` -> `ClaimValidated`.
-- `load_engine(payer_policy_file=None)` -> `RuleEngine` from the shipped policy data (plus a user payer file).
+- `load_engine(payer_policy_file=None, policy_dir=None)` -> `RuleEngine` from the shipped policy data (plus a user
+  payer file and a policy directory of CMS edit tables).
 
 Scope (issue 4): the rules of a drug profile apply to the lines billed with its code ("drug lines"); the
 claim-level rules run on claims with at least one drug line; the CROSSWALK rules run on every claim. Outcome:
@@ -184,13 +185,14 @@ class RuleEngine:
         )
 
 
-def load_engine(payer_policy_file: Path | None = None) -> RuleEngine:
-    """Build the engine from the shipped policy data, with an optional user payer policy file.
+def load_engine(payer_policy_file: Path | None = None, policy_dir: Path | None = None) -> RuleEngine:
+    """Build the engine from the shipped policy data, with an optional user payer policy file and an optional
+    policy directory of CMS edit tables (`claims-worker policy import-mue|import-ptp`).
 
     Loads and validates every file under `rules/policy/` and the ICD-10-CM code set (about 0.5 s in all;
     see `rules.icd10cm`). Raises `PolicyError` (with the file and field at fault) when a file is invalid.
     """
-    return RuleEngine(load_policy(payer_policy_file))
+    return RuleEngine(load_policy(payer_policy_file, policy_dir=policy_dir))
 
 
 def _finding(spec: RuleSpec, hit: Hit) -> Finding:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from rules.arithmetic import format_number
 from rules.icd10cm import load_icd10cm
+from rules.ncci import NO_NCCI_TABLES, NcciTableError, load_ncci_tables
 from rules.policy_models import (
     CodeSetsFile,
     CodesFile,
@@ -66,12 +67,17 @@ class PolicyError(Exception):
 
 
 def load_policy(
-    payer_policy_file: Path | None = None, *, icd10cm_loader: Callable[[], Icd10CmCodeSet] = load_icd10cm
+    payer_policy_file: Path | None = None,
+    *,
+    policy_dir: Path | None = None,
+    icd10cm_loader: Callable[[], Icd10CmCodeSet] = load_icd10cm,
 ) -> Policy:
-    """Build the policy tables from the shipped files, plus an optional user payer policy file.
+    """Build the policy tables from the shipped files, plus an optional user payer policy file and an optional
+    policy directory of CMS edit tables (MUE, PTP: `rules.ncci`).
 
-    With a user file, the rule set version gets `+payers.<first 12 hex digits of the file's SHA-256>`, so every
-    verdict says which payer policy produced it. Raises `PolicyError`.
+    With a user file, the rule set version gets `+payers.<first 12 hex digits of the file's SHA-256>`; with a
+    policy directory, `+ncci.<first 12 hex digits of its manifest's SHA-256>` (the manifest holds every table's
+    SHA-256), so every verdict says which payer policy and edit tables produced it. Raises `PolicyError`.
     """
     rules_file = _validate(RulesFile, _shipped("rules.yaml"), "rules.yaml")
     codes_file = _validate(CodesFile, _shipped("codes.yaml"), "codes.yaml")
@@ -85,6 +91,13 @@ def load_policy(
         raw = _read_user_file(payer_policy_file)
         user_payers = _validate(PayersFile, _parse_yaml(raw, str(payer_policy_file)), str(payer_policy_file))
         version += "+payers." + hashlib.sha256(raw).hexdigest()[:12]
+    ncci = NO_NCCI_TABLES
+    if policy_dir is not None:
+        try:
+            ncci = load_ncci_tables(policy_dir)
+        except NcciTableError as error:
+            raise PolicyError(f"policy directory {policy_dir}: {error}") from None
+        version += f"+ncci.{ncci.digest}"
 
     codes = _code_infos(codes_file)
     profiles = _profiles(profiles_file, codes)
@@ -113,6 +126,7 @@ def load_policy(
         payer_defaults=MappingProxyType(payer_defaults),
         named_payers=MappingProxyType(named_payers),
         icd10cm=icd10cm_loader(),
+        ncci=ncci,
     )
 
 
@@ -326,6 +340,8 @@ def _code_sets(code_sets: CodeSetsFile) -> CodeSets:
                 code_sets.chemotherapy_push_code,
             )
         ),
+        ncci_pair_modifiers=frozenset(code_sets.ncci_pair_modifiers),
+        ncci_pair_modifiers_text=", ".join(code_sets.ncci_pair_modifiers),
     )
 
 

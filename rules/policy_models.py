@@ -223,6 +223,8 @@ class CodeSetsFile(BaseModel):
     chemotherapy_push_code: HcpcsCode
     push_max_minutes: Annotated[int, Field(gt=0)]
     additional_hour_minutes: Annotated[int, Field(gt=0)]
+    # CMS edit tables (rules/ncci.py): modifiers that let a PTP pair with modifier indicator 1 be paid.
+    ncci_pair_modifiers: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z0-9]{2}$")]], Field(min_length=1)]
 
     @field_validator("evaluation_and_management_codes", "drug_administration_codes", "non_chemotherapy_infusion_codes")
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rules.arithmetic import format_number
+from rules.ncci import NO_NCCI_TABLES, NcciTables
 from rules.policy_models import PayerRules
 from schemas.verdict import Category, GroupCode, RuleSetRef, Severity
 
@@ -160,6 +161,8 @@ class CodeSets:
     additional_hour_minutes: int
     # the three codes above and additional_hour_infusion, for a quick "anything to check on this date?"
     administration_time_codes: frozenset[str]
+    ncci_pair_modifiers: frozenset[str]
+    ncci_pair_modifiers_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,3 +232,5 @@ class Policy:
     payer_defaults: Mapping[str, PayerPolicy]
     named_payers: Mapping[str, PayerPolicy]
     icd10cm: Icd10CmCodeSet
+    # CMS edit tables (MUE, PTP) from the policy directory; empty without one (the MUE and PTP rules then do not run).
+    ncci: NcciTables = NO_NCCI_TABLES

@@ -285,12 +285,12 @@ def freeze_long_lived_objects() -> None:
 
 def _load_engine(settings: WorkerSettings) -> RuleEngine:
     try:
-        return load_engine(settings.payer_policy_file)
+        return load_engine(settings.payer_policy_file, settings.policy_dir)
     except Exception as error:  # noqa: BLE001 - any failure to load policy data is a configuration problem
         raise StartupError(
             ExitCode.CONFIG,
-            f"could not load the rule engine ({env_name('payer_policy_file')}={settings.payer_policy_file}): "
-            f"{type(error).__name__}: {str(error)[:300]}",
+            f"could not load the rule engine ({env_name('payer_policy_file')}={settings.payer_policy_file}, "
+            f"{env_name('policy_dir')}={settings.policy_dir}): {type(error).__name__}: {str(error)[:300]}",
         ) from None
 
 

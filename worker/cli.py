@@ -19,6 +19,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("publish", "publish", "publish claim events (JSONL, X12 or FHIR) to the input topic, keyed by claim id"),
     ("consume", "consume", "read verdicts or dead letters back from the pass, fail or dead-letter topic"),
     ("topics", "topics", "manage the worker's Kafka topics"),
+    ("policy", "policy", "import CMS's MUE and NCCI PTP tables into the policy directory"),
 )
 
 

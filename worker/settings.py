@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import DirectoryPath, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CLAIMS_"
@@ -74,8 +74,9 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 class HistorySettings(BaseSettings):
-    """Claim history's mode, member-key secret and retention: all `validate` reads of the environment (other
-    `CLAIMS_*` variables are ignored there); `WorkerSettings` extends it."""
+    """Claim history's mode, member-key secret and retention, and the policy directory: all `validate` (and
+    `policy import-*`) read of the environment (other `CLAIMS_*` variables are ignored there); `WorkerSettings`
+    extends it."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True, case_sensitive=False,
@@ -89,6 +90,9 @@ class HistorySettings(BaseSettings):
     # Days an entry is kept after its service date; default: the longest timely-filing window of the payer
     # policies plus 90 days.
     history_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    # CMS edit tables (MUE, PTP) written by `claims-worker policy import-mue|import-ptp` (rules/ncci.py); unset:
+    # the MUE and PTP rules do not run.
+    policy_dir: DirectoryPath | None = None
 
     @property
     def history_enabled(self) -> bool:
@@ -284,10 +288,12 @@ def unknown_env_settings(environ: dict[str, str] | None = None) -> list[str]:
     return sorted(name for name in source if name.upper().startswith(ENV_PREFIX) and name.upper() not in known)
 
 
-def load_history_settings() -> HistorySettings:
-    """Claim history's settings from the environment. Raises `ConfigError` (naming the variable)."""
+def load_history_settings(**overrides: Any) -> HistorySettings:
+    """Claim history's settings (and the policy directory) from the environment, non-None `overrides` (flags) on
+    top. Raises `ConfigError` (naming the variable)."""
+    given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return HistorySettings()
+        return HistorySettings(**given)
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error)) from None
 

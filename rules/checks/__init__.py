@@ -19,9 +19,11 @@ from rules.checks import (
     documentation,
     frequency,
     modifier_25,
+    mue,
     ndc,
     place_of_service,
     prior_authorization,
+    ptp,
     timely_filing,
     units,
     vials,
@@ -58,6 +60,9 @@ DRUG_CLAIM_CHECKS: tuple[Check, ...] = (
     Check(ndc.check, ndc.RULES),
     # issue 13 B6
     Check(administration_time.check, administration_time.RULES),
+    # CMS edit tables: these run only with a policy directory (rules/ncci.py); without one they yield nothing.
+    Check(mue.check, mue.RULES),
+    Check(ptp.check, ptp.RULES),
 )
 
 # Every check: what a claim with drug lines runs, and what the catalogue is verified against.

@@ -22,6 +22,8 @@ class RuleCase:
     not_evaluated: list[str] | None
     outcome: str | None
     message_contains: dict[str, str] = field(default_factory=dict)
+    # The file's CMS edit tables (`ncci_tables:`, see cases/README.md), or None: judged without a policy directory.
+    ncci_tables: dict[str, Any] | None = None
 
     def raw(self) -> bytes:
         return json.dumps(self.document).encode("utf-8")
@@ -64,6 +66,9 @@ def load_cases() -> list[RuleCase]:
         if path.name == "bases.yaml":
             continue
         content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        unknown_top = set(content) - {"cases", "ncci_tables"}
+        if unknown_top:
+            raise ValueError(f"{path.name}: unknown top-level keys {sorted(unknown_top)}")
         for entry in content["cases"]:
             unknown = set(entry) - {"name", "base", "patch", "findings", "not_evaluated", "outcome", "message_contains"}
             if unknown:
@@ -79,6 +84,7 @@ def load_cases() -> list[RuleCase]:
                     not_evaluated=entry.get("not_evaluated"),
                     outcome=entry.get("outcome"),
                     message_contains=entry.get("message_contains") or {},
+                    ncci_tables=content.get("ncci_tables"),
                 )
             )
     names = [case.name for case in cases]

@@ -39,10 +39,10 @@ def test_only_codes_the_sources_list_are_predicted(engine: RuleEngine) -> None:
         "189",
         "197",
         "198",
+        "236",  # NCCI PTP same-day pairs (fact sheet section 10, M)
         "302",
         "119",
         "97",
-        "236",
     }
     known_rarcs = {"N822", "N823", "M76", "M119", "N211", "N362"}
 

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from rules.engine import RuleEngine
+from rules.engine import RuleEngine, load_engine
 from rules.history import RULES as HISTORY_RULES
 from rules.schema_findings import RULES as SCHEMA_RULES
 from schemas.parsing import ParsedClaim, parse_claim_event
 from tests.rules.cases_loader import RuleCase, load_cases
 from tests.rules.conftest import VALIDATED_AT
+from tests.rules.ncci_files import import_case_tables
 
 CASES = load_cases()
 
 
+@pytest.fixture(scope="module")
+def ncci_engines(tmp_path_factory: pytest.TempPathFactory) -> Callable[[RuleCase], RuleEngine]:
+    """The engine of a case file with `ncci_tables`: its tables written in CMS's layout and imported into a policy
+    directory of its own (one engine per file)."""
+    engines: dict[str, RuleEngine] = {}
+
+    def engine_for(case: RuleCase) -> RuleEngine:
+        if case.file not in engines:
+            policy_dir = tmp_path_factory.mktemp(f"policy-{case.file}")
+            import_case_tables(case.ncci_tables or {}, policy_dir)
+            engines[case.file] = load_engine(policy_dir=policy_dir)
+        return engines[case.file]
+
+    return engine_for
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_rule_case(case: RuleCase, engine: RuleEngine) -> None:
+def test_rule_case(case: RuleCase, engine: RuleEngine, ncci_engines: Callable[[RuleCase], RuleEngine]) -> None:
+    if case.ncci_tables is not None:
+        engine = ncci_engines(case)
     parsed = parse_claim_event(case.raw())
     assert isinstance(parsed, ParsedClaim), f"{case.file}: case {case.name} is not a valid claim: {parsed}"
 

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-port", type=setting_flag("metrics_port"), help="overrides CLAIMS_METRICS_PORT (0: any free port)"
     )
     parser.add_argument("--payer-policy-file", type=Path, help="overrides CLAIMS_PAYER_POLICY_FILE")
+    parser.add_argument(
+        "--policy-dir", type=Path, help="overrides CLAIMS_POLICY_DIR (CMS MUE/PTP tables: claims-worker policy)"
+    )
     parser.add_argument("--log-format", choices=[fmt.value for fmt in LogFormat], help="overrides CLAIMS_LOG_FORMAT")
     parser.add_argument(
         "--batch-max-records", type=setting_flag("batch_max_records"), help="overrides CLAIMS_BATCH_MAX_RECORDS"
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
             worker_id=args.worker_id,
             metrics_port=args.metrics_port,
             payer_policy_file=args.payer_policy_file,
+            policy_dir=args.policy_dir,
             log_format=args.log_format,
             batch_max_records=args.batch_max_records,
         )

@@ -14,8 +14,8 @@ with one; every other line, however broken, gets exactly one output line.
 `--format table` prints a human summary instead. In both formats the count line (`19 records: 5 pass, ...`)
 goes to stderr, so stdout stays the JSONL stream. Exit status: 0 when every line was processed and none failed;
 6 (RECORDS_FAILED) when every line was processed and at least one got a `fail` verdict or is a dead letter (like a
-linter; `--exit-zero` gives 0 then); 3 (CONFIG) for an invalid payer policy file; 2 (USAGE) for an unreadable
-input file or one that cannot be converted.
+linter; `--exit-zero` gives 0 then); 3 (CONFIG) for an invalid payer policy file or policy directory; 2 (USAGE)
+for an unreadable input file or one that cannot be converted.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from worker.evaluator import DeadLettered, Deferred, Evaluation, Verdict, evalua
 from worker.exit_codes import ExitCode
 from worker.history.offline import OfflineHistory
 from worker.history.store import StoreError
-from worker.settings import ConfigError, load_history_settings
+from worker.settings import ConfigError, HistorySettings, load_history_settings
 from worker.verdict_table import VerdictTable
 
 PROGRESS_EVERY_LINES = 10_000
@@ -88,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="YAML payer policies that override the shipped defaults (format of rules/policy/payers.yaml)",
+    )
+    parser.add_argument(
+        "--policy-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="CMS MUE/PTP tables written by `claims-worker policy import-mue|import-ptp`; overrides "
+        "CLAIMS_POLICY_DIR (default: unset, the MUE and PTP rules do not run)",
     )
     parser.add_argument(
         "--validated-at",
@@ -150,7 +158,12 @@ def _add_progress_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        engine = load_engine(args.payer_policy_file)
+        settings = load_history_settings(policy_dir=args.policy_dir)
+    except ConfigError as error:
+        print(f"claims-worker validate: {error}", file=sys.stderr)
+        return ExitCode.CONFIG
+    try:
+        engine = load_engine(args.payer_policy_file, settings.policy_dir)
     except PolicyError as error:
         print(f"claims-worker validate: invalid policy: {error}", file=sys.stderr)
         return ExitCode.CONFIG
@@ -159,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     # (measured: about 15% more claims per second).
     gc.freeze()
     try:
-        history = _open_history(args, engine)
+        history = _open_history(args, engine, settings)
     except (ConfigError, ValueError, StoreError) as error:
         print(f"claims-worker validate: {error}", file=sys.stderr)
         return ExitCode.CONFIG
@@ -167,8 +180,7 @@ def run(args: argparse.Namespace) -> int:
         return _validate(args, engine, history)
 
 
-def _open_history(args: argparse.Namespace, engine: RuleEngine) -> OfflineHistory | None:
-    settings = load_history_settings()
+def _open_history(args: argparse.Namespace, engine: RuleEngine, settings: HistorySettings) -> OfflineHistory | None:
     if not (settings.history_enabled if args.history is None else args.history):
         return None
     retention = settings.history_retention_days or default_retention_days(engine.policy)
