@@ -240,15 +240,28 @@ def _mue_table(entry: ManifestEntry, rows: list[list[object]]) -> MueTable:
 
 def _ptp_table(entry: ManifestEntry, rows: list[list[object]]) -> PtpTable:
     edits: dict[str, dict[str, list[PtpEdit]]] = {}
+    # A quarter's PTP table has hundreds of thousands of rows but few distinct dates and rationales: share them.
+    dates: dict[str, dt.date] = {}
+    texts: dict[str, str] = {}
     try:
         for column_1, column_2, effective, deleted, indicator, rationale in rows:
+            effective_text, rationale_text = str(effective), str(rationale)
+            effective_date = dates.get(effective_text) or dates.setdefault(
+                effective_text, dt.date.fromisoformat(effective_text)
+            )
+            deleted_date = None
+            if deleted is not None:
+                deleted_text = str(deleted)
+                deleted_date = dates.get(deleted_text) or dates.setdefault(
+                    deleted_text, dt.date.fromisoformat(deleted_text)
+                )
             edit = PtpEdit(
                 str(column_1),
                 str(column_2),
-                dt.date.fromisoformat(str(effective)),
-                None if deleted is None else dt.date.fromisoformat(str(deleted)),
+                effective_date,
+                deleted_date,
                 int(str(indicator)),
-                str(rationale),
+                texts.setdefault(rationale_text, rationale_text),
             )
             edits.setdefault(edit.column_1, {}).setdefault(edit.column_2, []).append(edit)
     except (TypeError, ValueError):

@@ -97,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     entry = result.entry
     when = f", effective {entry.effective_from.isoformat()}" if entry.effective_from else ""
     verb = "replaced" if result.replaced else "added"
+    rows = "1 row" if entry.rows == 1 else f"{entry.rows} rows"
     print(
-        f"{verb} {entry.kind.value.upper()} {entry.setting.value}{when}: {entry.rows} rows from {entry.source_names} "
+        f"{verb} {entry.kind.value.upper()} {entry.setting.value}{when}: {rows} from {entry.source_names} "
         f"-> {directory / entry.file}"
     )
     return ExitCode.OK
