@@ -7,7 +7,9 @@ says so for the two code-set rules: a code added, deleted or extended since may 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from rules.context import ClaimContext, DrugLine, Hit, ProfileRuleId, RuleResult, Skip
 from rules.policy_tables import Icd10CmCodeSet
@@ -49,15 +51,25 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
 
 
 def _release_not_in_force(ctx: ClaimContext, icd: Icd10CmCodeSet) -> Iterator[RuleResult]:
-    earliest, latest = ctx.earliest_service_date, ctx.latest_service_date
-    dates = earliest.isoformat() if earliest == latest else f"{earliest.isoformat()} to {latest.isoformat()}"
-    reason = (
-        f"the service date ({dates}) is outside the installed ICD-10-CM release ({icd.source}, in force "
-        f"{icd.in_force_from} to {icd.in_force_to}): the codes were checked against it, not against the release "
-        "in force on the service date"
+    reason = _release_reason(
+        icd.source, icd.in_force_from, icd.in_force_to, ctx.earliest_service_date, ctx.latest_service_date
     )
     yield Skip(UNKNOWN, reason)
     yield Skip(NOT_BILLABLE, reason)
+
+
+@lru_cache(maxsize=4096)
+def _release_reason(
+    source: str, in_force_from: dt.date | None, in_force_to: dt.date | None, earliest: dt.date, latest: dt.date
+) -> str:
+    # Cached: since the installed release went out of force, nearly every claim carries this entry, and claims
+    # share a handful of service dates.
+    dates = earliest.isoformat() if earliest == latest else f"{earliest.isoformat()} to {latest.isoformat()}"
+    return (
+        f"the service date ({dates}) is outside the installed ICD-10-CM release ({source}, in force "
+        f"{in_force_from} to {in_force_to}): the codes were checked against it, not against the release "
+        "in force on the service date"
+    )
 
 
 def _indications(ctx: ClaimContext) -> Iterator[RuleResult]:
