@@ -94,9 +94,13 @@ class ClaimContext(NamedTuple):
     codes_on: Mapping[dt.date, AbstractSet[str]]
     earliest_service_date: dt.date
     latest_service_date: dt.date
+    # The drug lines per (profile code, service date), in line order: (doses, waste lines). The waste, vial and
+    # frequency rules judge a code's date as one dose (issue 13 B2).
+    drug_groups: Mapping[tuple[str, dt.date], tuple[list[DrugLine], list[DrugLine]]]
 
 
 _NO_CODES: Mapping[dt.date, AbstractSet[str]] = MappingProxyType({})
+_NO_GROUPS: Mapping[tuple[str, dt.date], tuple[list[DrugLine], list[DrugLine]]] = MappingProxyType({})
 
 
 def resolve_payer(
@@ -133,7 +137,7 @@ def build_context(claim: ClaimSubmitted, policy: Policy, validated_at: dt.dateti
     if not drug_lines:
         return ClaimContext(
             claim, policy, payer, label or f"payer {claim.payer.id}", submitted_on, (), (), (), _NO_CODES,
-            first_date, first_date,
+            first_date, first_date, _NO_GROUPS,
         )  # fmt: skip
     codes_on: dict[dt.date, set[str]] = {}
     earliest = latest = first_date
@@ -148,9 +152,16 @@ def build_context(claim: ClaimSubmitted, policy: Policy, validated_at: dt.dateti
                 latest = day
         else:
             codes.add(line.procedure_code)
+    drug_groups: dict[tuple[str, dt.date], tuple[list[DrugLine], list[DrugLine]]] = {}
+    for drug_line in drug_lines:
+        key = (drug_line.profile.code, drug_line.line.service_date)
+        group = drug_groups.get(key)
+        if group is None:
+            group = drug_groups[key] = ([], [])
+        group[1 if drug_line.is_waste else 0].append(drug_line)
     return ClaimContext(
         claim, policy, payer, label or f"payer {claim.payer.id}", submitted_on, tuple(drug_lines), tuple(doses),
-        tuple(waste_lines), codes_on, earliest, latest,
+        tuple(waste_lines), codes_on, earliest, latest, drug_groups,
     )  # fmt: skip
 
 

@@ -23,8 +23,9 @@ def check(ctx: ClaimContext) -> Iterator[RuleResult]:
     if len(ctx.doses) < 2:
         return
     by_code: dict[str, dict[dt.date, list[DrugLine]]] = {}
-    for drug_line in ctx.doses:
-        by_code.setdefault(drug_line.profile.code, {}).setdefault(drug_line.line.service_date, []).append(drug_line)
+    for (code, service_date), (doses, _) in ctx.drug_groups.items():
+        if doses:
+            by_code.setdefault(code, {})[service_date] = doses
     overrides = ctx.payer.rules.min_days_between_doses
     for code, by_date in by_code.items():
         if len(by_date) < 2:

@@ -28,12 +28,9 @@ _MG_TOLERANCE = 0.001
 
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
-    groups: dict[tuple[str, dt.date], list[DrugLine]] = {}
-    for drug_line in ctx.doses:
-        if drug_line.profile.single_dose_vials_mg:
-            groups.setdefault((drug_line.profile.code, drug_line.line.service_date), []).append(drug_line)
-    for (_, service_date), doses in groups.items():
-        yield from _group(ctx, service_date, doses)
+    for (_, service_date), (doses, _) in ctx.drug_groups.items():
+        if doses and doses[0].profile.single_dose_vials_mg:
+            yield from _group(ctx, service_date, doses)
 
 
 def _billed_for_another_code(ctx: ClaimContext, drug_line: DrugLine) -> str | None:

@@ -50,14 +50,7 @@ _NEED_DISCARD_ELSEWHERE = (JW_UNITS_MISMATCH, DISCARD_NOT_BILLED)
 
 
 def check(ctx: ClaimContext) -> Iterator[RuleResult]:
-    groups: dict[tuple[str, dt.date], tuple[list[DrugLine], list[DrugLine]]] = {}
-    for drug_line in ctx.drug_lines:
-        key = (drug_line.profile.code, drug_line.line.service_date)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = ([], [])
-        group[1 if drug_line.is_waste else 0].append(drug_line)
-    for (_, service_date), (doses, wastes) in groups.items():
+    for (_, service_date), (doses, wastes) in ctx.drug_groups.items():
         yield from _group(ctx, service_date, doses, wastes)
 
 
