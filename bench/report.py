@@ -18,6 +18,7 @@ REQUIRED_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "latency_p95_ms": (int, float),
     "latency_p99_ms": (int, float),
     "worker_peak_rss_mb": (int, float),
+    "worker_alos_cpu_us_per_claim": (int, float),
     "two_workers_speedup": (int, float),
     "worker_history_alos_claims_per_s": (int, float),
     "worker_history_eos_claims_per_s": (int, float),
@@ -37,6 +38,8 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("rules_claims_per_s", ">=", 30_000),
     ("latency_p99_ms", "<=", 100),
     ("worker_peak_rss_mb", "<=", 150),
+    # Issue 15: the CPU of all the worker's processes per claim (at_least_once drain).
+    ("worker_alos_cpu_us_per_claim", "<=", 50),
     # Issue 12: the stateful worker against the stateless one, restores, memory with a million entries.
     ("history_alos_vs_stateless", ">=", 0.80),
     ("history_eos_vs_stateless", ">=", 0.80),
@@ -57,6 +60,13 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
         raise ValueError("no values")
     rank = max(1, round(fraction * len(sorted_values) + 0.5 - 1e-9))
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
+
+
+def cpu_us_per_claim(cores: Sequence[float | None], claims_per_s: float) -> float | None:
+    """CPU microseconds per claim of processes that used `cores` together while handling `claims_per_s`."""
+    if claims_per_s <= 0 or any(value is None for value in cores):
+        return None
+    return round(sum(value for value in cores if value is not None) / claims_per_s * 1e6, 1)
 
 
 def ratios(report: Mapping[str, Any]) -> dict[str, float | None]:
@@ -165,6 +175,14 @@ def render_table(report: Mapping[str, Any]) -> str:
             f"per-process RSS summed {_fmt(report.get('worker_sum_of_peak_rss_mb'))} MB",
         ),
         (
+            "worker CPU per claim, all its processes (at_least_once / exactly_once drain)",
+            " / ".join(
+                _fmt(report.get(key)) for key in ("worker_alos_cpu_us_per_claim", "worker_eos_cpu_us_per_claim")
+            ),
+            "us",
+            "main process and evaluator children, over the batch window",
+        ),
+        (
             "stateful worker (claim history), at_least_once",
             _fmt(report.get("worker_history_alos_claims_per_s")),
             "claims/s",
@@ -215,4 +233,4 @@ def render_table(report: Mapping[str, Any]) -> str:
         bound_text = f"{bound:.0%}" if bound < 1 else _fmt(bound)
         verdict = "not measured" if met is None else ("met" if met else "NOT met")
         targets.append(f"- {name} {comparison} {bound_text}: {shown} ({verdict})")
-    return "\n".join(lines) + "\n\nTargets (issue 7):\n" + "\n".join(targets) + "\n"
+    return "\n".join(lines) + "\n\nTargets (issues 7, 12 and 15):\n" + "\n".join(targets) + "\n"

@@ -50,7 +50,7 @@ from bench.kafka import (
     wait_outcomes,
 )
 from bench.latency import WARM_UP_S
-from bench.report import median, missing_keys, ratios, render_table, target_results
+from bench.report import cpu_us_per_claim, median, missing_keys, ratios, render_table, target_results
 from worker.kafka_fixes import close_sockets_of_failed_connects
 
 REPORT = REPO_ROOT / "reports" / "bench.json"
@@ -180,6 +180,12 @@ def drain(
         "evaluator_cpu_cores": [sampler.cores(f"{process.name}/children", start, end) for process in processes],
         "broker_cpu_cores": sampler.cores("broker", start, end),
         "validation_us_per_claim": validation_us,  # inside the worker (its histogram's mean)
+        # All the worker's processes (main and evaluator children), CPU seconds per claim, over the batch window.
+        "cpu_us_per_claim": cpu_us_per_claim(
+            [sampler.cores(process.name, start, end) for process in processes]
+            + [sampler.cores(f"{process.name}/children", start, end) for process in processes],
+            claims / (end - start),
+        ),
     }
 
 
@@ -448,9 +454,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         report["worker_main_process_peak_rss_mb"] = median([run["main_peak_rss_mb"][0] for run in runs["alos"]])
         report["worker_peak_pss_mb"] = median([run["peak_pss_mb"][0] for run in runs["alos"]])
         report["worker_sum_of_peak_rss_mb"] = median([run["sum_of_peak_rss_mb"][0] for run in runs["alos"]])
+        report["worker_alos_cpu_us_per_claim"] = _median_of_known([run["cpu_us_per_claim"] for run in runs["alos"]])
     if runs["eos"]:
         report["worker_eos_claims_per_s"] = median([run["claims_per_s"] for run in runs["eos"]])
         report["worker_eos_peak_rss_mb"] = median([run["peak_rss_mb"][0] for run in runs["eos"]])
+        report["worker_eos_cpu_us_per_claim"] = _median_of_known([run["cpu_us_per_claim"] for run in runs["eos"]])
     if runs["history_alos"]:
         report["worker_history_alos_claims_per_s"] = median([run["claims_per_s"] for run in runs["history_alos"]])
         report["worker_history_peak_rss_mb"] = median([run["peak_rss_mb"][0] for run in runs["history_alos"]])
@@ -493,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     if confluent_version:
         report["versions"].update(confluent_version)
     return _finish(report, args, only, compare, started)
+
+
+def _median_of_known(values: Sequence[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return median(known) if known else None
 
 
 def _finish(

@@ -9,7 +9,15 @@ from collections import Counter
 import pytest
 
 from bench.claims import OUTCOME_WEIGHTS, TEMPLATE_OUTCOMES, generate, generate_with_templates, load_templates
-from bench.report import REQUIRED_KEYS, missing_keys, percentile, ratios, render_table, target_results
+from bench.report import (
+    REQUIRED_KEYS,
+    cpu_us_per_claim,
+    missing_keys,
+    percentile,
+    ratios,
+    render_table,
+    target_results,
+)
 from rules.engine import RuleEngine
 from rules.pipeline import evaluate_record
 from schemas.parsing import DeadLetter
@@ -99,9 +107,33 @@ def test_targets_are_judged_against_the_issue_bounds() -> None:
     assert met["eos_vs_passthrough"] is False
 
 
+def test_worker_cpu_per_claim_adds_every_process_of_the_worker() -> None:
+    # 0.4 core in the main process and 0.6 in the children at 10,000 claims/s: 100 us of CPU per claim.
+    assert cpu_us_per_claim([0.4, 0.6], 10_000.0) == 100.0
+    assert cpu_us_per_claim([0.4, None], 10_000.0) is None  # a process without two samples: unknown, not less
+    assert cpu_us_per_claim([0.4], 0.0) is None
+
+
+def test_the_cpu_target_is_an_upper_bound() -> None:
+    report = _complete_report()
+    report["worker_alos_cpu_us_per_claim"] = 49.0
+    assert {name: ok for name, _, _, _, ok in target_results(report)}["worker_alos_cpu_us_per_claim"] is True
+    report["worker_alos_cpu_us_per_claim"] = 51.0
+    assert {name: ok for name, _, _, _, ok in target_results(report)}["worker_alos_cpu_us_per_claim"] is False
+
+
 def test_the_table_names_every_measurement_and_target() -> None:
     table = render_table(_complete_report())
-    for text in ("pass-through", "at_least_once", "exactly_once", "p99", "RSS", "two workers", "confluent"):
+    for text in (
+        "pass-through",
+        "at_least_once",
+        "exactly_once",
+        "p99",
+        "RSS",
+        "CPU per claim",
+        "two workers",
+        "confluent",
+    ):
         assert text in table
     assert "85% of pass-through" in table
 
