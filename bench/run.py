@@ -94,6 +94,25 @@ def rules_alone(count: int, seed: int, repetitions: int, tree: Path = REPO_ROOT)
     return result
 
 
+def rules_alone_interleaved(
+    count: int, seed: int, repetitions: int, trees: tuple[Path, Path]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`rules_alone` of two source trees, one repetition of each in turn: (this tree's result, the other's)."""
+    results: list[dict[str, Any]] = [{}, {}]
+    for _ in range(repetitions):
+        for index, tree in enumerate(trees):
+            one = rules_alone(count, seed, 1, tree=tree)
+            merged = results[index]
+            for key in ("generated_rates", "generated_wall_rates", "examples_rates"):
+                merged.setdefault(key, []).extend(one[key])
+            for key, value in one.items():
+                merged.setdefault(key, value)
+    for merged in results:
+        merged["claims_per_s"] = median(merged["generated_rates"])
+        merged["examples_claims_per_s"] = median(merged["examples_rates"])
+    return results[0], results[1]
+
+
 def conversion(claims: int, repetitions: int) -> dict[str, Any]:
     """X12 837P and FHIR conversion throughput (bench/conversion.py), in a process of its own on one core."""
     command = [sys.executable, "-m", "bench.conversion", "--claims", str(claims), "--repetitions", str(repetitions)]
@@ -332,9 +351,21 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     }
     repetitions = max(1, args.repetitions)
 
+    compare: dict[str, Any] = {}
     if wanted("rules"):
         say(f"1/7 rules alone on one core ({min(args.claims, 50_000)} claims x {repetitions})")
-        rules = rules_alone(min(args.claims, 50_000), args.seed, max(repetitions, 3))
+        if args.compare_tree is None:
+            rules = rules_alone(min(args.claims, 50_000), args.seed, max(repetitions, 3))
+        else:
+            # Before/after in the same run: one repetition of each tree in turn, so a slow spell hits both.
+            say(f"  interleaved with the compared tree {args.compare_tree}")
+            rules, compared = rules_alone_interleaved(
+                min(args.claims, 50_000), args.seed, max(repetitions, 3), (REPO_ROOT, args.compare_tree)
+            )
+            compare["tree"] = str(args.compare_tree)
+            compare["rules"] = compared
+            compare["rules_claims_per_s"] = compared["claims_per_s"]
+            say(f"rules alone, compared tree: {compared['claims_per_s']:,.0f} claims/s")
         report["rules"] = rules
         report["rules_claims_per_s"] = rules["claims_per_s"]
         report["rules_examples_mix_claims_per_s"] = rules["examples_claims_per_s"]
@@ -352,9 +383,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             f"{median(converted['x12_ms_per_document_fresh_maps']):.1f} ms fresh, "
             f"{median(converted['x12_ms_per_document_cached_maps']):.1f} ms kept")  # fmt: skip
     if kafka_free:
-        return _finish(report, args, only, {}, started)
+        return _finish(report, args, only, compare, started)
 
-    compare: dict[str, Any] = {}
     compare_env = dict(item.split("=", 1) for item in args.compare_env)
     worker_env = dict(item.split("=", 1) for item in args.worker_env)
     report["worker_env"] = worker_env
@@ -363,11 +393,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     if comparing:
         compare["tree"] = str(compare_tree)
         compare["env"] = compare_env
-    if args.compare_tree is not None and wanted("rules"):
-        say(f"1/7 rules alone, compared tree {args.compare_tree}")
-        compare["rules_claims_per_s"] = rules_alone(
-            min(args.claims, 50_000), args.seed, max(repetitions, 3), tree=args.compare_tree
-        )["claims_per_s"]
 
     # Members from a pool of a tenth of the claims: claim history meets each member about ten times.
     members = max(1, args.claims // 10)
@@ -481,8 +506,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         compare["worker_peak_rss_mb"] = median([run["peak_rss_mb"][0] for run in runs["compare_alos"]])
     if runs["compare_eos"]:
         compare["worker_eos_claims_per_s"] = median([run["claims_per_s"] for run in runs["compare_eos"]])
-    if compare:
-        report["compare"] = compare
 
     if wanted("latency"):
         maximum = report.get("worker_alos_claims_per_s")
@@ -512,6 +535,8 @@ def _finish(
     report: dict[str, Any], args: argparse.Namespace, only: set[str], compare: dict[str, Any], started: float
 ) -> int:
     """Ratios, targets and the report file; prints the table. Returns 1 when a required figure is missing."""
+    if compare:
+        report["compare"] = compare
     report["ratios"] = ratios(report)
     report["targets"] = [
         {"name": name, "comparison": comparison, "bound": bound, "measured": measured, "met": met}
@@ -532,7 +557,7 @@ def _finish(
     print()
     print(render_table(report))
     if compare:
-        print(f"compared ({compare['tree']}, {compare['env']}): " + ", ".join(
+        print(f"compared ({compare['tree']}, {compare.get('env', {})}): " + ", ".join(
             f"{key} {value:,.0f}" for key, value in compare.items() if isinstance(value, int | float)))  # fmt: skip
     print(f"{args.claims:,} claims, {args.repetitions} repetitions, seed {args.seed}, {report['cpu_count']} x "
           f"{report['cpu_model']}; report: {REPORT.relative_to(REPO_ROOT)}")  # fmt: skip
