@@ -355,7 +355,19 @@ def _attach_profiler(pid: int, output: Path) -> subprocess.Popen[bytes] | None:
         return None
     output.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [str(py_spy), "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--output", str(output)],
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
