@@ -237,6 +237,47 @@ def test_the_policy_directory_comes_from_claims_policy_dir(tmp_path: Path, monke
     assert (policy_dir / "manifest.json").exists()
 
 
+def test_claims_policy_dir_may_name_a_directory_the_first_import_creates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy_dir = tmp_path / "not-yet" / "policy"
+    monkeypatch.setenv("CLAIMS_POLICY_DIR", str(policy_dir))
+    source = write(tmp_path / MUE_NAME, mue_text([("J9353", 60, 3)]))
+
+    assert main(["policy", "import-mue", str(source)]) == ExitCode.OK
+    assert (policy_dir / "manifest.json").exists()
+
+
+def test_the_rules_listing_reads_the_policy_directory_and_names_its_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLAIMS_POLICY_DIR", raising=False)
+    policy_dir = tmp_path / "policy"
+    source = write(tmp_path / MUE_NAME, mue_text([("J9353", 60, 3)]))
+    assert main(["policy", "import-mue", str(source), "--policy-dir", str(policy_dir)]) == ExitCode.OK
+    capsys.readouterr()
+
+    assert main(["rules"]) == ExitCode.OK
+    assert "+ncci." not in capsys.readouterr().out.splitlines()[0]
+    assert main(["rules", "--policy-dir", str(policy_dir)]) == ExitCode.OK
+    assert "+ncci." in capsys.readouterr().out.splitlines()[0]
+
+
+def test_the_rules_listing_exits_3_for_a_tampered_or_missing_policy_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy_dir = tmp_path / "policy"
+    source = write(tmp_path / MUE_NAME, mue_text([("J9353", 60, 3)]))
+    assert main(["policy", "import-mue", str(source), "--policy-dir", str(policy_dir)]) == ExitCode.OK
+    [entry] = json.loads((policy_dir / "manifest.json").read_text())["tables"]
+    table = policy_dir / entry["file"]
+    table.write_text(table.read_text().replace("60", "90"))
+
+    assert main(["rules", "--policy-dir", str(policy_dir)]) == ExitCode.CONFIG
+    assert main(["rules", "--policy-dir", str(tmp_path / "absent")]) == ExitCode.CONFIG
+    assert "CLAIMS_POLICY_DIR" in capsys.readouterr().err
+
+
 def test_an_mue_file_without_a_date_in_its_name_needs_effective_from(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
 from rules.ncci import NcciTableError, Setting
 from rules.ncci_import import NcciFormatError, ParsedTable, import_table, merge_ptp, parse_mue, parse_ptp
 from worker.exit_codes import ExitCode
-from worker.settings import ConfigError, env_name, load_history_settings
+from worker.settings import env_name
 
 # CMS's largest PTP file (practitioner, one of four parts) is about 60 MB of text; refuse what is far beyond.
 _MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -70,11 +71,10 @@ def run(args: argparse.Namespace) -> int:
     command = f"claims-worker policy {args.action}"
     directory = args.policy_dir
     if directory is None:
-        try:
-            directory = load_history_settings().policy_dir
-        except ConfigError as error:
-            print(f"{command}: {error}", file=sys.stderr)
-            return ExitCode.CONFIG
+        # Read as a plain path, not through the settings: those require the directory to exist (right for `run`
+        # and `validate`), while the first import is what creates it.
+        named = os.environ.get(env_name("policy_dir"), "").strip()
+        directory = Path(named) if named else None
     if directory is None:
         print(f"{command}: no policy directory: pass --policy-dir or set {env_name('policy_dir')}", file=sys.stderr)
         return ExitCode.CONFIG

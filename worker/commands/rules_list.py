@@ -1,7 +1,9 @@
 """`claims-worker rules`: list every rule with its category, severity, predicted CARC/RARC/group code and source.
 
 The list is the rule catalogue `rules/policy/rules.yaml` as the worker loaded it: profile rules expanded per
-drug profile (J9353.*, J9022.*), sorted by rule id. `--format jsonl` prints one JSON object per rule.
+drug profile (J9353.*, J9022.*), sorted by rule id. `--format jsonl` prints one JSON object per rule. With
+`--policy-dir` (or CLAIMS_POLICY_DIR) the CMS tables are loaded and checked too, and the version line shows
+`+ncci.<digest>` as the verdicts do; a tampered table exits 3.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rules.engine import PolicyError, load_engine
 from rules.policy_tables import RuleSpec
 from worker.commands.validate import silence_stdout
 from worker.exit_codes import ExitCode
+from worker.settings import ConfigError, load_history_settings
 
 _WIDTH = 110
 
@@ -30,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="also load and check this payer policy file (the rule set version then names it)",
+    )
+    parser.add_argument(
+        "--policy-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also load and check this policy directory of CMS MUE/PTP tables (the rule set version then names its "
+        "manifest digest); overrides CLAIMS_POLICY_DIR",
     )
 
 
@@ -68,7 +79,13 @@ def _text(spec: RuleSpec) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        engine = load_engine(args.payer_policy_file)
+        settings = load_history_settings(policy_dir=args.policy_dir)
+    except ConfigError as error:
+        print(f"claims-worker rules: {error}", file=sys.stderr)
+        return ExitCode.CONFIG
+    try:
+        # The same policy `validate` and `run` would judge with, so the version line is the one verdicts carry.
+        engine = load_engine(args.payer_policy_file, settings.policy_dir)
     except PolicyError as error:
         print(f"claims-worker rules: invalid policy: {error}", file=sys.stderr)
         return ExitCode.CONFIG
