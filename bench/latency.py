@@ -23,6 +23,8 @@ from bench.report import percentile
 # A fresh worker's first seconds are slower (its evaluator child faulting in shared pages, the client sizing its
 # fetches): steady state is what "latency at half load" means, so these seconds are published but not counted.
 WARM_UP_S = 3.0
+# The width of the windows of the latency timeline in the report.
+WINDOW_S = 5.0
 TICK_S = 0.005
 
 
@@ -120,6 +122,7 @@ def measure(
             collector.terminate()
     first = min(sent.values())
     latencies = sorted((seen[key] - at) * 1000 for key, at in sent.items() if at >= first + WARM_UP_S and key in seen)
+    timeline = [(at - first, (seen[key] - at) * 1000) for key, at in sent.items() if key in seen]
     missing = sum(1 for key in sent if key not in seen)
     if not latencies:
         raise RuntimeError("no latency measured")
@@ -132,7 +135,30 @@ def measure(
         "p95_ms": round(percentile(latencies, 0.95), 2),
         "p99_ms": round(percentile(latencies, 0.99), 2),
         "max_ms": round(latencies[-1], 2),
+        # How the latency evolves over the run (warm-up included): shows whether the tail is a start-up backlog.
+        "windows": windowed_percentiles(timeline, WINDOW_S),
     }
+
+
+def windowed_percentiles(timeline: Sequence[tuple[float, float]], width_s: float) -> list[dict[str, float]]:
+    """p50/p99 of the latencies (ms) of the claims sent in each `width_s` window, from (seconds since the first
+    send, latency ms) pairs; windows without a claim are left out."""
+    windows: dict[int, list[float]] = {}
+    for offset_s, latency_ms in timeline:
+        windows.setdefault(int(offset_s // width_s), []).append(latency_ms)
+    result = []
+    for index in sorted(windows):
+        values = sorted(windows[index])
+        result.append(
+            {
+                "from_s": index * width_s,
+                "to_s": (index + 1) * width_s,
+                "claims": len(values),
+                "p50_ms": round(percentile(values, 0.50), 1),
+                "p99_ms": round(percentile(values, 0.99), 1),
+            }
+        )
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

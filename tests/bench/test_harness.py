@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from bench.claims import OUTCOME_WEIGHTS, TEMPLATE_OUTCOMES, generate, generate_with_templates, load_templates
+from bench.latency import windowed_percentiles
 from bench.report import (
     REQUIRED_KEYS,
     cpu_us_per_claim,
@@ -136,6 +137,15 @@ def test_the_table_names_every_measurement_and_target() -> None:
     ):
         assert text in table
     assert "85% of pass-through" in table
+
+
+def test_the_latency_timeline_has_percentiles_per_window_of_send_time() -> None:
+    # A start-up backlog (slow first window) then a steady state: the windows tell them apart.
+    timeline = [(0.5, 900.0), (1.0, 700.0), (4.9, 500.0), (5.0, 20.0), (6.0, 30.0), (12.0, 25.0)]
+    windows = windowed_percentiles(timeline, 5.0)
+    assert [(w["from_s"], w["to_s"], w["claims"]) for w in windows] == [(0.0, 5.0, 3), (5.0, 10.0, 2), (10.0, 15.0, 1)]
+    assert (windows[0]["p50_ms"], windows[0]["p99_ms"]) == (700.0, 900.0)
+    assert (windows[1]["p50_ms"], windows[1]["p99_ms"]) == (20.0, 30.0)
 
 
 def test_nearest_rank_percentiles() -> None:
