@@ -14,11 +14,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rules.engine import PolicyError, load_engine
 from rules.policy_tables import RuleSpec
-from worker.commands.validate import silence_stdout
+from worker.commands.validate import load_policy_of, silence_stdout
 from worker.exit_codes import ExitCode
-from worker.settings import ConfigError, load_history_settings
 
 _WIDTH = 110
 
@@ -78,17 +76,11 @@ def _text(spec: RuleSpec) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_history_settings(policy_dir=args.policy_dir)
-    except ConfigError as error:
-        print(f"claims-worker rules: {error}", file=sys.stderr)
+    # The same policy `validate` and `run` would judge with, so the version line is the one verdicts carry.
+    loaded = load_policy_of("claims-worker rules", args)
+    if loaded is None:
         return ExitCode.CONFIG
-    try:
-        # The same policy `validate` and `run` would judge with, so the version line is the one verdicts carry.
-        engine = load_engine(args.payer_policy_file, settings.policy_dir)
-    except PolicyError as error:
-        print(f"claims-worker rules: invalid policy: {error}", file=sys.stderr)
-        return ExitCode.CONFIG
+    _, engine = loaded
     rules = engine.rules()
     if args.format == "jsonl":
         lines = [json.dumps(rule_document(spec), ensure_ascii=False) for spec in rules]

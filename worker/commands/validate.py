@@ -156,17 +156,26 @@ def _add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def load_policy_of(command: str, args: argparse.Namespace) -> tuple[HistorySettings, RuleEngine] | None:
+    """The settings and the engine from `--payer-policy-file` and `--policy-dir` (else CLAIMS_POLICY_DIR), as
+    `validate` and `rules` load them; None, with the reason on stderr, when either is invalid (exit 3)."""
     try:
         settings = load_history_settings(policy_dir=args.policy_dir)
     except ConfigError as error:
-        print(f"claims-worker validate: {error}", file=sys.stderr)
-        return ExitCode.CONFIG
+        print(f"{command}: {error}", file=sys.stderr)
+        return None
     try:
-        engine = load_engine(args.payer_policy_file, settings.policy_dir)
+        return settings, load_engine(args.payer_policy_file, settings.policy_dir)
     except PolicyError as error:
-        print(f"claims-worker validate: invalid policy: {error}", file=sys.stderr)
+        print(f"{command}: invalid policy: {error}", file=sys.stderr)
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_policy_of("claims-worker validate", args)
+    if loaded is None:
         return ExitCode.CONFIG
+    settings, engine = loaded
     # The engine's tables and the ICD-10-CM package's ~100k node objects live as long as the process: move them
     # out of the cyclic garbage collector's generations so that its full collections stop rescanning them
     # (measured: about 15% more claims per second).
